@@ -1,0 +1,68 @@
+"""In-process values of the environment service: specs, tasks, observations and step results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class SplitSpec:
+    """A split and how many tasks it holds per difficulty level."""
+
+    name: str
+    task_counts: Mapping[str, int]  # difficulty -> number of tasks
+
+
+@dataclass(frozen=True, slots=True)
+class EnvSpec:
+    name: str
+    version: str
+    difficulties: tuple[str, ...]
+    splits: tuple[SplitSpec, ...]
+    default_max_turns: int
+    max_turns_limit: int
+    reward_range: tuple[float, float] = (0.0, 1.0)
+    success_definition: str = ""
+    score_definition: str = ""
+    difficulty_definition: str = ""
+
+    def split(self, name: str) -> SplitSpec | None:
+        return next((s for s in self.splits if s.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """One task. `task_id` is a stable string such as `babyai/test/easy/GoToRedBall-00042`."""
+
+    task_id: str
+    split: str
+    difficulty: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the model reads, the valid actions, and structured fields adapters may re-render."""
+
+    text: str
+    valid_actions: tuple[str, ...] = ()
+    fields: Mapping[str, Any] = field(default_factory=dict)  # JSON-compatible values only
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Set once an episode is over: `success` is the env's own win flag, `score` lies in the reward range."""
+
+    success: bool
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    observation: Observation
+    reward: float
+    done: bool  # the episode is over, for any reason
+    truncated: bool  # over because the turn limit was reached
+    action_valid: bool
+    outcome: Outcome | None = None  # set once done

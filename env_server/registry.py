@@ -9,9 +9,6 @@ from env_server.errors import UnknownEnvironment
 
 _ENTRY_POINTS = {
     "null": "env_server.envs.null:NullEnv",
-    "babyai": "env_server.envs.babyai:BabyAIEnv",
-    "textcraft": "env_server.envs.textcraft:TextCraftEnv",
-    "alfworld": "env_server.envs.alfworld:AlfWorldEnv",
 }
 
 # Environments served to users and checked by the conformance suite; `null` only measures transport.

@@ -66,3 +66,23 @@ class StepResult:
     truncated: bool  # over because the turn limit was reached
     action_valid: bool
     outcome: Outcome | None = None  # set once done
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSelector:
+    """A task by id, or by position in `tasks(split, difficulty)`."""
+
+    task_id: str = ""
+    split: str = ""
+    difficulty: str = ""
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A freshly reset episode: its session, task, first observation and interface name."""
+
+    session_id: str
+    task: TaskInfo
+    result: StepResult
+    interface: str

@@ -1,6 +1,7 @@
 """An echo environment that does almost nothing, so benchmarks measure the transport alone.
 
-Each task asks the agent to say the task's word; saying it wins, anything else is echoed back.
+Each task asks the agent to say the task's word; saying it wins, "noop" does nothing, anything else is
+echoed back as an invalid action.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ class NullEpisode:
 
     def step(self, action: str) -> StepResult:
         self.turns += 1
-        won = action.strip() == self.word
+        won = action == self.word
         obs = Observation(text=f"echo: {action}", valid_actions=(self.word, "noop"))
         outcome = Outcome(success=True, score=1.0) if won else None
-        return StepResult(obs, reward=1.0 if won else 0.0, done=won, truncated=False, action_valid=True, outcome=outcome)
+        valid = won or action == "noop"
+        return StepResult(obs, reward=1.0 if won else 0.0, done=won, truncated=False, action_valid=valid, outcome=outcome)
 
     def oracle_action(self) -> str:
         return self.word

@@ -1,0 +1,74 @@
+"""Command line: `python -m env_server serve --env babyai --port 50051 --metrics-port 9100`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+
+from env_server import logs, registry
+from env_server.errors import EnvServerError
+from env_server.metrics import ServerMetrics
+from env_server.runtime import Limits
+from env_server.server import build_server
+
+log = logging.getLogger("env_server")
+_DEFAULTS = Limits()
+
+
+@click.group()
+def cli() -> None:
+    """ShiftGym environment server."""
+
+
+@cli.command()
+@click.option("--env", "env_name", required=True, help=f"Environment to serve: {', '.join(registry.names(True))}.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to bind.")
+@click.option("--port", default=50051, show_default=True, help="gRPC port (0 picks a free one).")
+@click.option("--metrics-port", default=9100, show_default=True, help="Prometheus /metrics port (-1 to disable).")
+@click.option("--max-sessions", default=_DEFAULTS.max_sessions, show_default=True)
+@click.option("--idle-ttl-s", default=_DEFAULTS.idle_ttl_s, show_default=True, help="Close sessions untouched this long.")
+@click.option("--max-action-bytes", default=_DEFAULTS.max_action_bytes, show_default=True)
+@click.option("--env-threads", default=_DEFAULTS.env_threads, show_default=True, help="Threads running environment code.")
+@click.option("--enable-oracle", is_flag=True, help="Answer OracleAction (never on a training server).")
+@click.option("--drain-grace-s", default=30.0, show_default=True, help="On SIGTERM, time given to running episodes.")
+@click.option("--log-level", default="info", show_default=True)
+def serve(env_name: str, host: str, port: int, metrics_port: int, max_sessions: int, idle_ttl_s: float,
+          max_action_bytes: int, env_threads: int, enable_oracle: bool, drain_grace_s: float, log_level: str) -> None:
+    """Serve one environment over gRPC until SIGTERM or SIGINT, then drain and exit 0."""
+    logs.configure(log_level)
+    limits = Limits(max_sessions, idle_ttl_s, max_action_bytes, env_threads, enable_oracle)
+    try:
+        asyncio.run(_serve(env_name, f"{host}:{port}", metrics_port, limits, drain_grace_s))
+    except (EnvServerError, OSError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+async def _serve(env_name: str, address: str, metrics_port: int, limits: Limits, drain_grace_s: float) -> None:
+    environment = registry.load(env_name)
+    metrics = ServerMetrics(environment.spec.name)
+    server = await build_server(environment, address, limits, metrics)
+    await server.start()
+    metrics_bound = metrics.serve(metrics_port) if metrics_port >= 0 else None
+    log.info("serving", extra={"env": env_name, "port": server.port, "metrics_port": metrics_bound})
+    # A line tools can wait for; the port is the bound one, also when 0 was asked for.
+    print(f"READY port={server.port} metrics_port={metrics_bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("draining", extra={"grace_s": drain_grace_s, "running_episodes": server.runtime.running_episodes})
+    await server.drain(drain_grace_s)
+    metrics.stop_serving()
+
+
+def main() -> None:
+    cli(prog_name="shiftgym-env")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Live episodes of one environment: session limits, idle TTL, turn limits, and replay of a repeated step.
+
+Environment code is CPU-bound and blocking, so it runs in a bounded thread pool, never on the event loop;
+a per-session lock keeps one session's steps in order while other sessions proceed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence, TypeVar
+
+from env_server.adapters.base import AdapterSpec, Stack, build_stack
+from env_server.envs.base import Environment, Episode
+from env_server.errors import (
+    Draining,
+    EpisodeFinished,
+    InvalidRequest,
+    OracleDisabled,
+    SessionLimit,
+    SessionNotFound,
+    UnknownTask,
+)
+from env_server.metrics import ServerMetrics
+from env_server.types import Observation, Opened, Outcome, StepResult, TaskSelector
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+INVALID_ACTION_TEXT = "Invalid action: could not understand {action!r} in this interface."
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_sessions: int = 4096
+    idle_ttl_s: float = 600.0
+    max_action_bytes: int = 16 * 1024
+    env_threads: int = 4
+    enable_oracle: bool = False
+
+
+@dataclass(slots=True)
+class _Session:
+    session_id: str
+    episode: Episode
+    stack: Stack
+    max_turns: int
+    client_episode_id: str
+    first: StepResult
+    canonical_obs: Observation  # the environment's own view of the latest observation
+    turn: int = 0
+    done: bool = False
+    last: StepResult | None = None
+    last_active: float = field(default_factory=time.monotonic)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Runtime:
+    """Owns every live episode of one environment; closes them on Close, idle TTL, or shutdown."""
+
+    def __init__(self, env: Environment, limits: Limits, metrics: ServerMetrics) -> None:
+        self.env = env
+        self.limits = limits
+        self.metrics = metrics
+        self.draining = False
+        self._sessions: dict[str, _Session] = {}
+        self._by_client_id: dict[str, str] = {}
+        self._pool = ThreadPoolExecutor(max_workers=limits.env_threads, thread_name_prefix=f"env-{env.spec.name}")
+        self._reaper: asyncio.Task[None] | None = None
+        self._ids = itertools.count()
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def aclose(self) -> None:
+        if self._reaper:
+            self._reaper.cancel()
+        for session_id in list(self._sessions):
+            self._drop(session_id, "abandoned")
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def open_sessions(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def running_episodes(self) -> int:
+        return sum(1 for s in self._sessions.values() if not s.done)
+
+    # --- the episode API -------------------------------------------------------------------------------
+
+    async def reset(
+        self,
+        task: TaskSelector,
+        seed: int,
+        interface: Sequence[AdapterSpec] = (),
+        max_turns: int = 0,
+        client_episode_id: str = "",
+    ) -> Opened:
+        if self.draining:
+            raise Draining("server is draining for shutdown; reset on another server")
+        if client_episode_id and client_episode_id in self._by_client_id:
+            session = self._sessions[self._by_client_id[client_episode_id]]
+            return Opened(session.session_id, session.episode.task, session.first, session.stack.name)
+        if seed < 0:
+            raise InvalidRequest(f"seed must be >= 0; got {seed}")
+        spec = self.env.spec
+        if not 0 <= max_turns <= spec.max_turns_limit:
+            raise InvalidRequest(f"max_turns must be between 1 and {spec.max_turns_limit} (0 for the default {spec.default_max_turns}); got {max_turns}")
+        if len(self._sessions) >= self.limits.max_sessions:
+            raise SessionLimit(
+                f"server holds its limit of {self.limits.max_sessions} open sessions; close finished sessions or retry later"
+            )
+        stack = build_stack(interface, seed)
+        task_id = self._resolve(task)
+        episode = await self._run(lambda: self.env.reset(task_id, seed))
+        canonical = await self._run(episode.observe)
+        first = StepResult(stack.render(canonical), reward=0.0, done=False, truncated=False, action_valid=True)
+        session_id = f"{next(self._ids):x}-{secrets.token_hex(8)}"
+        self._sessions[session_id] = _Session(
+            session_id=session_id,
+            episode=episode,
+            stack=stack,
+            max_turns=max_turns or spec.default_max_turns,
+            client_episode_id=client_episode_id,
+            first=first,
+            canonical_obs=canonical,
+        )
+        if client_episode_id:
+            self._by_client_id[client_episode_id] = session_id
+        self.metrics.reset(stack.name)
+        self.metrics.set_open_sessions(len(self._sessions))
+        return Opened(session_id, episode.task, first, stack.name)
+
+    async def step(self, session_id: str, action: str, step_index: int | None) -> tuple[StepResult, int]:
+        """Act once; returns the result and the turn count after it."""
+        if len(action.encode("utf-8", "surrogatepass")) > self.limits.max_action_bytes:
+            raise InvalidRequest(f"action is longer than {self.limits.max_action_bytes} bytes; send a shorter action")
+        session = self._get(session_id)
+        async with session.lock:
+            if step_index is not None and step_index == session.turn - 1 and session.last is not None:
+                return session.last, session.turn  # a retry of the last step: answer it again, do not act twice
+            if step_index is not None and step_index != session.turn:
+                raise InvalidRequest(
+                    f"step_index {step_index} is out of order: this session expects {session.turn}"
+                    + (f" (or {session.turn - 1} to repeat the last step)" if session.turn else "")
+                )
+            if session.done:
+                raise EpisodeFinished(f"episode {session_id} is over; reset to start a new one")
+            started = time.perf_counter()
+            result = await self._act(session, action)
+            self.metrics.step(session.stack.name, result.action_valid, time.perf_counter() - started)
+            if result.done:
+                self.metrics.episode_over(session.stack.name, _outcome_label(result))
+            return result, session.turn
+
+    async def oracle_action(self, session_id: str) -> str:
+        if not self.limits.enable_oracle:
+            raise OracleDisabled("the oracle is disabled on this server (start it with --enable-oracle)")
+        session = self._get(session_id)
+        async with session.lock:
+            if session.done:
+                raise EpisodeFinished(f"episode {session_id} is over; the oracle has nothing to say")
+            action = await self._run(session.episode.oracle_action)
+            return session.stack.encode(action, session.canonical_obs)
+
+    def close(self, session_id: str) -> None:
+        session = self._get(session_id)
+        self._drop(session.session_id, "abandoned")
+
+    # --- internals -------------------------------------------------------------------------------------
+
+    async def _act(self, session: _Session, text: str) -> StepResult:
+        canonical_action = session.stack.parse(text, session.canonical_obs)
+        if canonical_action is None:
+            result = StepResult(
+                replace(session.canonical_obs, text=INVALID_ACTION_TEXT.format(action=text[:200])),
+                reward=0.0,
+                done=False,
+                truncated=False,
+                action_valid=False,
+            )
+        else:
+            result = await self._run(lambda: session.episode.step(canonical_action))
+        session.turn += 1
+        session.canonical_obs = result.observation
+        if not result.done and session.turn >= session.max_turns:
+            low = self.env.spec.reward_range[0]
+            result = replace(result, done=True, truncated=True, outcome=Outcome(success=False, score=low))
+        session.done = result.done
+        session.last = replace(result, observation=session.stack.render(result.observation))
+        session.last_active = time.monotonic()
+        return session.last
+
+    def _resolve(self, task: TaskSelector) -> str:
+        if task.task_id:
+            return task.task_id
+        if not task.split or not task.difficulty:
+            raise InvalidRequest("reset needs a task_id, or a task_ref with split, difficulty and index")
+        tasks = self.env.tasks(task.split, task.difficulty)
+        if not 0 <= task.index < len(tasks):
+            raise UnknownTask(
+                f"index {task.index} is out of range for split {task.split!r} difficulty {task.difficulty!r} "
+                f"(0..{len(tasks) - 1})"
+            )
+        return tasks[task.index].task_id
+
+    def _get(self, session_id: str) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionNotFound(f"unknown or expired session {session_id!r}; reset to start a new episode")
+        session.last_active = time.monotonic()
+        return session
+
+    def _drop(self, session_id: str, reason: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return
+        if session.client_episode_id:
+            self._by_client_id.pop(session.client_episode_id, None)
+        if not session.done:
+            self.metrics.episode_over(session.stack.name, reason)
+        try:
+            session.episode.close()
+        except Exception:  # a failing close must not keep the session alive
+            log.exception("closing episode %s failed", session_id)
+        self.metrics.set_open_sessions(len(self._sessions))
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    async def _reap_forever(self) -> None:
+        period = max(0.05, min(self.limits.idle_ttl_s / 4, 5.0))
+        while True:
+            await asyncio.sleep(period)
+            self.reap_idle()
+
+    def reap_idle(self) -> int:
+        deadline = time.monotonic() - self.limits.idle_ttl_s
+        expired = [sid for sid, s in self._sessions.items() if s.last_active < deadline and not s.lock.locked()]
+        for session_id in expired:
+            self._drop(session_id, "expired")
+        if expired:
+            log.info("expired idle sessions", extra={"count": len(expired)})
+        return len(expired)
+
+
+def _outcome_label(result: StepResult) -> str:
+    if result.truncated:
+        return "truncated"
+    return "success" if result.outcome and result.outcome.success else "failure"

@@ -1,0 +1,1 @@
+"""ShiftGym's generated protocol code (`make proto`); nobody edits it by hand."""

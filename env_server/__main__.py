@@ -31,16 +31,21 @@ def cli() -> None:
 @click.option("--metrics-port", default=9100, show_default=True, help="Prometheus /metrics port (-1 to disable).")
 @click.option("--max-sessions", default=_DEFAULTS.max_sessions, show_default=True)
 @click.option("--idle-ttl-s", default=_DEFAULTS.idle_ttl_s, show_default=True, help="Close sessions untouched this long.")
+@click.option("--finished-ttl-s", default=_DEFAULTS.finished_ttl_s, show_default=True,
+              help="Keep finished episodes this long for retried steps.")
 @click.option("--max-action-bytes", default=_DEFAULTS.max_action_bytes, show_default=True)
 @click.option("--env-threads", default=_DEFAULTS.env_threads, show_default=True, help="Threads running environment code.")
 @click.option("--enable-oracle", is_flag=True, help="Answer OracleAction (never on a training server).")
 @click.option("--drain-grace-s", default=30.0, show_default=True, help="On SIGTERM, time given to running episodes.")
 @click.option("--log-level", default="info", show_default=True)
 def serve(env_name: str, host: str, port: int, metrics_port: int, max_sessions: int, idle_ttl_s: float,
-          max_action_bytes: int, env_threads: int, enable_oracle: bool, drain_grace_s: float, log_level: str) -> None:
+          finished_ttl_s: float, max_action_bytes: int, env_threads: int, enable_oracle: bool, drain_grace_s: float, log_level: str) -> None:
     """Serve one environment over gRPC until SIGTERM or SIGINT, then drain and exit 0."""
     logs.configure(log_level)
-    limits = Limits(max_sessions, idle_ttl_s, max_action_bytes, env_threads, enable_oracle)
+    limits = Limits(
+        max_sessions=max_sessions, idle_ttl_s=idle_ttl_s, finished_ttl_s=finished_ttl_s,
+        max_action_bytes=max_action_bytes, env_threads=env_threads, enable_oracle=enable_oracle,
+    )
     try:
         asyncio.run(_serve(env_name, f"{host}:{port}", metrics_port, limits, drain_grace_s))
     except (EnvServerError, OSError) as err:

@@ -39,6 +39,8 @@ INVALID_ACTION_TEXT = "Invalid action: could not understand {action!r} in this i
 class Limits:
     max_sessions: int = 4096
     idle_ttl_s: float = 600.0
+    # A finished episode is kept this long (so a retried last step still gets its answer), then freed.
+    finished_ttl_s: float = 60.0
     max_action_bytes: int = 16 * 1024
     env_threads: int = 4
     enable_oracle: bool = False
@@ -237,14 +239,20 @@ class Runtime:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
     async def _reap_forever(self) -> None:
-        period = max(0.05, min(self.limits.idle_ttl_s / 4, 5.0))
+        period = max(0.05, min(self.limits.idle_ttl_s / 4, self.limits.finished_ttl_s / 4, 5.0))
         while True:
             await asyncio.sleep(period)
             self.reap_idle()
 
     def reap_idle(self) -> int:
-        deadline = time.monotonic() - self.limits.idle_ttl_s
-        expired = [sid for sid, s in self._sessions.items() if s.last_active < deadline and not s.lock.locked()]
+        now = time.monotonic()
+        idle_deadline = now - self.limits.idle_ttl_s
+        finished_deadline = now - min(self.limits.idle_ttl_s, self.limits.finished_ttl_s)
+        expired = [
+            sid
+            for sid, s in self._sessions.items()
+            if s.last_active < (finished_deadline if s.done else idle_deadline) and not s.lock.locked()
+        ]
         for session_id in expired:
             self._drop(session_id, "expired")
         if expired:

@@ -9,6 +9,8 @@ from env_server.errors import UnknownEnvironment
 
 _ENTRY_POINTS = {
     "null": "env_server.envs.null:NullEnv",
+    "textcraft": "env_server.envs.textcraft:TextCraftEnv",
+    "webshop": "env_server.envs.webshop:WebShopEnv",
 }
 
 # Environments served to users and checked by the conformance suite; `null` only measures transport.

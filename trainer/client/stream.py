@@ -78,15 +78,24 @@ class AsyncSessionStream:
         if self._broken is not None:
             raise self._broken
         correlation_id = str(next(self._ids))
-        future: asyncio.Future[pb.SessionResponse] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[pb.SessionResponse] = loop.create_future()
         self._pending[correlation_id] = future
+        # A timer, not asyncio.wait_for: wait_for wraps every call in a task, which costs more than the call.
+        deadline = loop.call_later(timeout_s or self.timeout_s, self._expire, correlation_id, kind)
         self._outbox.put_nowait(pb.SessionRequest(correlation_id=correlation_id, **{kind: message}))
         try:
-            response = await asyncio.wait_for(future, timeout=timeout_s or self.timeout_s)
-        except asyncio.TimeoutError:
-            self._pending.pop(correlation_id, None)
-            raise EnvCallError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer to {kind} within the deadline") from None
+            response = await future
+        finally:
+            deadline.cancel()
         return _unwrap(response, kind)
+
+    def _expire(self, correlation_id: str, kind: str) -> None:
+        future = self._pending.pop(correlation_id, None)
+        if future is not None and not future.done():
+            future.set_exception(
+                EnvCallError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer to {kind} within the deadline")
+            )
 
     async def reset(self, task_id: str = "", *, timeout_s: float | None = None, **kwargs: Any) -> Opened:
         return requests.opened(await self._send("reset", requests.reset_request(task_id, **kwargs), timeout_s))

@@ -1,0 +1,217 @@
+"""Transport benchmark: steps/s and step latency over unary calls and the Session stream, against an env server
+in its own process, next to the same environment's in-process step rate.
+
+    python -m bench.transport --out bench/results/transport.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from env_server import registry
+from trainer.client.env_client import AsyncEnvClient
+from trainer.client.errors import EnvCallError
+
+REPO = Path(__file__).resolve().parents[1]
+CONCURRENCY = (1, 16, 64, 256)
+EPISODE_TURNS = 20
+
+
+@dataclass(frozen=True)
+class Row:
+    env: str
+    transport: str
+    concurrency: int
+    steps_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def choose(valid_actions: tuple[str, ...], rng: random.Random) -> str:
+    """The benchmark's policy, the same in-process and over gRPC: a seeded choice among valid actions."""
+    return rng.choice(valid_actions) if valid_actions else "look"
+
+
+class ServerProc:
+    def __init__(self, env: str, max_sessions: int = 4096) -> None:
+        self.env = env
+        self.max_sessions = max_sessions
+
+    def __enter__(self) -> "ServerProc":
+        args = [sys.executable, "-m", "env_server", "serve", "--env", self.env, "--host", "127.0.0.1", "--port", "0",
+                "--metrics-port", "-1", "--max-sessions", str(self.max_sessions), "--log-level", "warning"]
+        env = dict(os.environ, PYTHONPATH=str(REPO), GRPC_VERBOSITY="ERROR")
+        self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        if not line.startswith("READY"):
+            raise RuntimeError(f"server for {self.env} did not start: {line!r}")
+        self.target = f"127.0.0.1:{line.split()[1].split('=')[1]}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+
+async def _load(api: Any, tasks: list[str], concurrency: int, seconds: float) -> Row:
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(index: int) -> None:
+        nonlocal errors
+        rng = random.Random(index)
+        while time.perf_counter() < stop_at:
+            try:
+                opened = await api.reset(tasks[rng.randrange(len(tasks))], seed=index, max_turns=EPISODE_TURNS)
+                result = opened.result
+                while not result.done and time.perf_counter() < stop_at:
+                    action = choose(result.observation.valid_actions, rng)
+                    started = time.perf_counter()
+                    result, _ = await api.step(opened.session_id, action)
+                    latencies.append(time.perf_counter() - started)
+                await api.close(opened.session_id)
+            except EnvCallError:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")  # noqa: E731
+    return Row("", "", concurrency, len(latencies) / elapsed, q(0.50), q(0.99), errors)
+
+
+async def measure_grpc(env: str, tasks: list[str], seconds: float) -> list[Row]:
+    rows = []
+    with ServerProc(env) as server:
+        async with AsyncEnvClient(server.target, timeout_s=60) as client:
+            await _load(client, tasks, 4, 1.0)  # warm-up
+            for transport in ("unary", "stream"):
+                for concurrency in CONCURRENCY:
+                    if transport == "stream":
+                        async with client.stream() as stream:
+                            row = await _load(stream, tasks, concurrency, seconds)
+                    else:
+                        row = await _load(client, tasks, concurrency, seconds)
+                    rows.append(Row(env, transport, concurrency, row.steps_per_s, row.p50_ms, row.p99_ms, row.errors))
+                    print(rows[-1], flush=True)
+    return rows
+
+
+def measure_in_process(env_name: str, tasks: list[str], seconds: float) -> Row:
+    env = registry.load(env_name)
+    rng = random.Random(0)
+    latencies: list[float] = []
+    stop_at = time.perf_counter() + seconds
+    started = time.perf_counter()
+    while time.perf_counter() < stop_at:
+        episode = env.reset(tasks[rng.randrange(len(tasks))], 0)
+        obs, done, turns = episode.observe(), False, 0
+        while not done and turns < EPISODE_TURNS and time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            result = episode.step(choose(obs.valid_actions, rng))
+            latencies.append(time.perf_counter() - t0)
+            obs, done, turns = result.observation, result.done, turns + 1
+        episode.close()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return Row(env_name, "in-process", 1, len(latencies) / elapsed, latencies[len(latencies) // 2] * 1000,
+               latencies[int(0.99 * len(latencies))] * 1000, 0)
+
+
+async def measure_open_sessions(env: str, tasks: list[str], count: int) -> tuple[int, int, float]:
+    """Open `count` sessions at once over streams, step each once, close them; returns (errors, bytes/session)."""
+    with ServerProc(env, max_sessions=count + 16) as server:
+        async with AsyncEnvClient(server.target, timeout_s=120) as client:
+            async with client.stream() as stream:
+                await stream.close((await stream.reset(tasks[0], seed=0)).session_id)  # warm-up
+                before = server.rss_bytes()
+                started = time.perf_counter()
+                opened = await asyncio.gather(
+                    *(stream.reset(tasks[i % len(tasks)], seed=i) for i in range(count)), return_exceptions=True
+                )
+                open_s = time.perf_counter() - started
+                after = server.rss_bytes()
+                sessions = [o for o in opened if not isinstance(o, BaseException)]
+                stepped = await asyncio.gather(
+                    *(stream.step(o.session_id, choose(o.result.observation.valid_actions, random.Random(0)))
+                      for o in sessions),
+                    return_exceptions=True,
+                )
+                closed = await asyncio.gather(*(stream.close(o.session_id) for o in sessions), return_exceptions=True)
+    errors = sum(isinstance(x, BaseException) for x in (*opened, *stepped, *closed))
+    return errors, (after - before) // max(1, len(sessions)), open_s
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def test_tasks(env_name: str) -> list[str]:
+    env = registry.load(env_name)
+    split = "test" if env.spec.split("test") else env.spec.splits[-1].name
+    return [t.task_id for d in env.spec.difficulties for t in env.tasks(split, d)[:50]]
+
+
+async def main(envs: list[str], seconds: float, sessions: int, out: Path) -> None:
+    lines = ["# Transport benchmark", "", f"Command: `make bench` (`python -m bench.transport --seconds {seconds:g} "
+             f"--sessions {sessions}`)", f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             "", "The server runs in its own process; the load generator is one asyncio process on the same machine, "
+             "so both share its cores. Each episode is reset, then stepped with a seeded random choice among the "
+             f"valid actions for at most {EPISODE_TURNS} turns. Latency is per Step call as the client sees it.", ""]
+    table = ["| env | transport | concurrency | steps/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
+    summary = []
+    for env in envs:
+        tasks = test_tasks(env)
+        local = measure_in_process(env, tasks, seconds)
+        print(local, flush=True)
+        rows = await measure_grpc(env, tasks, seconds)
+        for row in (local, *rows):
+            table.append(f"| {row.env} | {row.transport} | {row.concurrency} | {row.steps_per_s:,.0f} | "
+                         f"{row.p50_ms:.3f} | {row.p99_ms:.3f} | {row.errors} |")
+        at64 = {r.transport: r for r in rows if r.concurrency == 64}
+        summary.append(
+            f"- {env}: in-process {local.steps_per_s:,.0f} steps/s; over gRPC at concurrency 64: unary "
+            f"{at64['unary'].steps_per_s:,.0f} ({at64['unary'].steps_per_s / local.steps_per_s:.0%} of in-process), "
+            f"stream {at64['stream'].steps_per_s:,.0f} ({at64['stream'].steps_per_s / local.steps_per_s:.0%}); "
+            f"best stream rate {max(r.steps_per_s for r in rows if r.transport == 'stream'):,.0f} steps/s"
+        )
+        if env != "null":
+            errors, per_session, open_s = await measure_open_sessions(env, tasks, sessions)
+            summary.append(f"- {env}: {sessions:,} sessions open at once on one server process: {errors} errors, "
+                           f"opened in {open_s:.1f} s, {per_session / 1024:.1f} KiB RSS per idle session")
+    lines += ["## Summary", "", *summary, "", "## All rows", "", *table, ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", default="null,babyai", help="comma-separated env names")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
+    parser.add_argument("--sessions", type=int, default=2000, help="sessions to hold open at once")
+    parser.add_argument("--out", type=Path, default=REPO / "bench/results/transport.md")
+    args = parser.parse_args()
+    asyncio.run(main(args.envs.split(","), args.seconds, args.sessions, args.out))

@@ -12,8 +12,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 from env_server import registry
 from trainer.client.env_client import AsyncEnvClient
 from trainer.client.errors import EnvCallError
+from trainer.local_servers import LocalServer
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 16, 64, 256)
@@ -44,31 +43,15 @@ def choose(valid_actions: tuple[str, ...], rng: random.Random) -> str:
     return rng.choice(valid_actions) if valid_actions else "look"
 
 
-class ServerProc:
-    def __init__(self, env: str, max_sessions: int = 4096) -> None:
-        self.env = env
-        self.max_sessions = max_sessions
+def ServerProc(env: str, max_sessions: int = 4096) -> LocalServer:
+    return LocalServer(env, "--max-sessions", str(max_sessions), "--log-level", "warning")
 
-    def __enter__(self) -> "ServerProc":
-        args = [sys.executable, "-m", "env_server", "serve", "--env", self.env, "--host", "127.0.0.1", "--port", "0",
-                "--metrics-port", "-1", "--max-sessions", str(self.max_sessions), "--log-level", "warning"]
-        env = dict(os.environ, PYTHONPATH=str(REPO), GRPC_VERBOSITY="ERROR")
-        self.proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()  # type: ignore[union-attr]
-        if not line.startswith("READY"):
-            raise RuntimeError(f"server for {self.env} did not start: {line!r}")
-        self.target = f"127.0.0.1:{line.split()[1].split('=')[1]}"
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
-
-    def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS")
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 async def _load(api: Any, tasks: list[str], concurrency: int, seconds: float) -> Row:
@@ -144,13 +127,13 @@ async def measure_open_sessions(env: str, tasks: list[str], count: int) -> tuple
         async with AsyncEnvClient(server.target, timeout_s=120) as client:
             async with client.stream() as stream:
                 await stream.close((await stream.reset(tasks[0], seed=0)).session_id)  # warm-up
-                before = server.rss_bytes()
+                before = rss_bytes(server.pid)
                 started = time.perf_counter()
                 opened = await asyncio.gather(
                     *(stream.reset(tasks[i % len(tasks)], seed=i) for i in range(count)), return_exceptions=True
                 )
                 open_s = time.perf_counter() - started
-                after = server.rss_bytes()
+                after = rss_bytes(server.pid)
                 sessions = [o for o in opened if not isinstance(o, BaseException)]
                 stepped = await asyncio.gather(
                     *(stream.step(o.session_id, choose(o.result.observation.valid_actions, random.Random(0)))

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -16,6 +17,7 @@ from env_server.runtime import Limits
 from env_server.server import build_server
 
 log = logging.getLogger("env_server")
+TABLE_BEGIN, TABLE_END = "<!-- task-table:begin -->", "<!-- task-table:end -->"
 _DEFAULTS = Limits()
 
 
@@ -69,6 +71,38 @@ async def _serve(env_name: str, address: str, metrics_port: int, limits: Limits,
     log.info("draining", extra={"grace_s": drain_grace_s, "running_episodes": server.runtime.running_episodes})
     await server.drain(drain_grace_s)
     metrics.stop_serving()
+
+
+@cli.command()
+@click.option("--env", "env_names", multiple=True, help="Environments to list (default: all served ones).")
+@click.option("--write", "document", type=click.Path(exists=True, dir_okay=False),
+              help="Replace the table between the task-table markers of this Markdown file instead of printing.")
+def tasks(env_names: tuple[str, ...], document: str | None) -> None:
+    """Print task counts per split and difficulty as a Markdown table (the README's table comes from here)."""
+    try:
+        environments = [registry.load(name) for name in env_names or registry.names()]
+    except EnvServerError as err:
+        raise click.ClickException(str(err)) from None
+    table = task_table(environments)
+    if document is None:
+        click.echo(table)
+        return
+    text = Path(document).read_text()
+    before, found, rest = text.partition(TABLE_BEGIN)
+    _, found_end, after = rest.partition(TABLE_END)
+    if not (found and found_end):
+        raise click.ClickException(f"{document} has no {TABLE_BEGIN} ... {TABLE_END} markers to write between")
+    Path(document).write_text(f"{before}{TABLE_BEGIN}\n{table}\n{TABLE_END}{after}")
+
+
+def task_table(environments: list) -> str:
+    lines = ["| env | split | " + " | ".join(("easy", "medium", "hard")) + " | default max turns |", "|---|---|---|---|---|---|"]
+    for env in environments:
+        spec = env.spec
+        for split in spec.splits:
+            counts = [str(split.task_counts.get(d, "-")) for d in ("easy", "medium", "hard")]
+            lines.append(f"| {spec.name} | {split.name} | " + " | ".join(counts) + f" | {spec.default_max_turns} |")
+    return "\n".join(lines)
 
 
 def main() -> None:

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import threading
 from concurrent.futures import Future
-from pathlib import Path
 
 from env_server.envs.base import Environment
 from env_server.runtime import Limits
 from env_server.server import EnvServer, build_server
-
-REPO = Path(__file__).resolve().parents[1]
+from trainer.local_servers import LocalServer
 
 
 class ServerThread:
@@ -57,38 +51,5 @@ class ServerThread:
         return self.server.runtime
 
 
-class ServerProcess:
-    """`python -m env_server serve` on 127.0.0.1 with free ports read back from its READY line."""
-
-    def __init__(self, env: str, *args: str) -> None:
-        self.args = [sys.executable, "-m", "env_server", "serve", "--env", env, "--host", "127.0.0.1",
-                     "--port", "0", "--metrics-port", "0", *args]
-
-    def __enter__(self) -> "ServerProcess":
-        env = dict(os.environ, PYTHONPATH=str(REPO), GRPC_VERBOSITY="ERROR")
-        self.proc = subprocess.Popen(self.args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        line = self.proc.stdout.readline()  # type: ignore[union-attr]
-        if not line.startswith("READY"):
-            self.proc.kill()
-            raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()}")  # type: ignore[union-attr]
-        fields = dict(part.split("=") for part in line.split()[1:])
-        self.port, self.metrics_port = int(fields["port"]), int(fields["metrics_port"])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=30)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            pipe.close()  # type: ignore[union-attr]
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def terminate(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-
-    def wait(self, timeout_s: float = 60) -> int:
-        return self.proc.wait(timeout=timeout_s)
+# Tests run servers exactly as users do.
+ServerProcess = LocalServer

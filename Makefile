@@ -33,6 +33,7 @@ test: install proto-check
 
 bench: install
 	$(PY) -m bench.transport --out bench/results/transport.md
+	$(PY) -m bench.envs --out bench/results/envs.md
 
 run: install
 	$(PY) -m trainer.demo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from env_server.adapters.base import AdapterKind, AdapterSpec
 from env_server.types import EnvSpec, Observation, Opened, Outcome, StepResult, TaskInfo, TaskSelector
@@ -22,6 +22,27 @@ def struct_from(fields: Any) -> struct_pb2.Struct:
     return struct
 
 
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """Struct -> plain JSON values; several times faster than json_format.MessageToDict on the hot path."""
+    return {key: _plain(value) for key, value in struct.fields.items()}
+
+
+def _plain(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [_plain(item) for item in value.list_value.values]
+    return None
+
+
 def task_to_proto(task: TaskInfo) -> pb.TaskInfo:
     return pb.TaskInfo(task_id=task.task_id, split=task.split, difficulty=task.difficulty, metadata=dict(task.metadata))
 
@@ -35,7 +56,7 @@ def observation_to_proto(obs: Observation) -> pb.Observation:
 
 
 def observation_from_proto(msg: pb.Observation) -> Observation:
-    return Observation(msg.text, tuple(msg.valid_actions), json_format.MessageToDict(msg.fields))
+    return Observation(msg.text, tuple(msg.valid_actions), struct_to_dict(msg.fields))
 
 
 def step_result_to_proto(result: StepResult, turn: int) -> pb.StepResult:
@@ -87,7 +108,7 @@ def interface_from_proto(specs: Any) -> tuple[AdapterSpec, ...]:
 def action_text(msg: pb.StepRequest) -> str:
     """The action as text; a structured call becomes the JSON text the function-call interface parses."""
     if msg.WhichOneof("action") == "call":
-        arguments = json_format.MessageToDict(msg.call.arguments)
+        arguments = struct_to_dict(msg.call.arguments)
         return json.dumps({"name": msg.call.name, "arguments": arguments}, sort_keys=True)
     return msg.text
 

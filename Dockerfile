@@ -7,11 +7,13 @@ FROM ${PYTHON_IMAGE} AS env-server
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 GRPC_VERBOSITY=ERROR
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY requirements ./requirements
 COPY proto ./proto
 COPY shiftgym ./shiftgym
 COPY env_server ./env_server
 COPY trainer ./trainer
 RUN pip install ".[server]" \
+    && pip install --no-deps -r requirements/no-deps.txt \
     && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin shiftgym
 USER 10001
 EXPOSE 50051 9100

@@ -9,10 +9,11 @@ export GRPC_VERBOSITY ?= ERROR
 
 .PHONY: install proto proto-check test bench run serve clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/no-deps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q --no-deps -r requirements/no-deps.txt
 	touch $@
 
 install: $(STAMP)

@@ -11,6 +11,7 @@ _ENTRY_POINTS = {
     "null": "env_server.envs.null:NullEnv",
     "textcraft": "env_server.envs.textcraft:TextCraftEnv",
     "webshop": "env_server.envs.webshop:WebShopEnv",
+    "searchqa": "env_server.envs.searchqa:SearchQAEnv",
 }
 
 # Environments served to users and checked by the conformance suite; `null` only measures transport.

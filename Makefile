@@ -6,6 +6,8 @@ EXTRAS ?= server,client,dev
 STAMP := $(VENV)/.installed
 PROTO := proto/shiftgym/env/v1/env.proto
 export GRPC_VERBOSITY ?= ERROR
+# fast-downward-textworld's build calls plain `python`: let it find the venv's.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: install proto proto-check test bench run serve clean
 

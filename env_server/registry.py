@@ -9,7 +9,9 @@ from env_server.errors import UnknownEnvironment
 
 _ENTRY_POINTS = {
     "null": "env_server.envs.null:NullEnv",
+    "babyai": "env_server.envs.babyai:BabyAIEnv",
     "textcraft": "env_server.envs.textcraft:TextCraftEnv",
+    "alfworld": "env_server.envs.alfworld:AlfWorldEnv",
     "webshop": "env_server.envs.webshop:WebShopEnv",
     "searchqa": "env_server.envs.searchqa:SearchQAEnv",
 }

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +33,15 @@ class LocalServer:
             raise RuntimeError(f"env server {self.env!r} did not start: {err.strip().splitlines()[-1:] or line!r}")
         fields = dict(part.split("=") for part in line.split()[1:])
         self.port, self.metrics_port = int(fields["port"]), int(fields["metrics_port"])
+        # Keep reading the server's output: a full pipe would block a server that prints (minigrid does).
+        self.output: collections.deque[str] = collections.deque(maxlen=200)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=self._drain, args=(pipe,), daemon=True).start()
         return self
+
+    def _drain(self, pipe: IO[str]) -> None:
+        for line in pipe:
+            self.output.append(line)
 
     def __exit__(self, *exc: object) -> None:
         if self.proc.poll() is None:
@@ -40,8 +51,6 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.proc.wait(timeout=30)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            pipe.close()  # type: ignore[union-attr]
 
     @property
     def target(self) -> str:

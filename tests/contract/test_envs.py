@@ -258,6 +258,7 @@ def test_metrics_over_http_count_what_was_done(environment):
         client.step(opened.session_id, "xyzzy")
         _code(lambda: client.step("no-such-session", "x"))
         samples = _scrape(proc.metrics_port)
+        client.close(opened.session_id)  # else the server's drain on exit waits for it
     steps = len(transcript.turns) + 1
     assert samples[("shiftgym_env_resets_total", (("env", name), ("interface", "original")))] == 2
     valid = sum(v for (n, labels), v in samples.items() if n == "shiftgym_env_steps_total")

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from env_server.envs.babyai import BabyAIEnv
+from env_server.envs.babyai.excluded import EXCLUDED
 from env_server.errors import EpisodeFinished, UnknownTask
 
 ORACLE_TASKS = 20
@@ -158,6 +159,20 @@ def test_train_and_test_use_disjoint_level_seeds(env):
 def test_unknown_task_id_raises_unknown_task(env, task_id):
     with pytest.raises(UnknownTask, match="babyai|level|range"):
         env.reset(task_id, seed=0)
+
+
+def test_excluded_instance_is_refused_with_the_reason(env):
+    if not EXCLUDED:
+        pytest.skip("no instance is excluded")
+    task_id = min(EXCLUDED)
+    assert task_id not in {t.task_id for t in env.tasks(task_id.split("/")[1], task_id.split("/")[2])}
+    with pytest.raises(UnknownTask, match="excluded: the oracle does not win it"):
+        env.reset(task_id, seed=0)
+
+
+def test_hard_rung_reaches_boss_level(env):
+    levels = [t.metadata["level"] for t in env.tasks("test", "hard")]
+    assert levels[-1] == "BossLevel" and {"GoTo", "Synth", "MiniBossLevel"} <= set(levels)
 
 
 def test_unknown_split_or_difficulty_raises_unknown_task(env):

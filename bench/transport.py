@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import platform
 import random
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +54,14 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-async def _load(api: Any, tasks: list[str], concurrency: int, seconds: float) -> Row:
+@dataclass(frozen=True)
+class Load:
+    latencies: list[float]
+    seconds: float
+    errors: int
+
+
+async def _load(api: Any, tasks: list[str], concurrency: int, seconds: float, turns: int = EPISODE_TURNS) -> Load:
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
@@ -64,7 +71,7 @@ async def _load(api: Any, tasks: list[str], concurrency: int, seconds: float) ->
         rng = random.Random(index)
         while time.perf_counter() < stop_at:
             try:
-                opened = await api.reset(tasks[rng.randrange(len(tasks))], seed=index, max_turns=EPISODE_TURNS)
+                opened = await api.reset(tasks[rng.randrange(len(tasks))], seed=index, max_turns=turns)
                 result = opened.result
                 while not result.done and time.perf_counter() < stop_at:
                     action = choose(result.observation.valid_actions, rng)
@@ -77,26 +84,50 @@ async def _load(api: Any, tasks: list[str], concurrency: int, seconds: float) ->
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
+    return Load(latencies, time.perf_counter() - started, errors)
+
+
+def _client_process(target: str, transport: str, tasks: list[str], concurrency: int, seconds: float,
+                    results: Any) -> None:
+    async def run() -> Load:
+        async with AsyncEnvClient(target, timeout_s=60) as client:
+            if transport == "unary":
+                return await _load(client, tasks, concurrency, seconds)
+            async with client.stream() as stream:
+                return await _load(stream, tasks, concurrency, seconds)
+
+    results.put(asyncio.run(run()))
+
+
+def _row(env: str, transport: str, concurrency: int, loads: list[Load]) -> Row:
+    latencies = sorted(x for load in loads for x in load.latencies)
     q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")  # noqa: E731
-    return Row("", "", concurrency, len(latencies) / elapsed, q(0.50), q(0.99), errors)
+    rate = sum(len(load.latencies) / load.seconds for load in loads)
+    return Row(env, transport, concurrency, rate, q(0.50), q(0.99), sum(load.errors for load in loads))
 
 
-async def measure_grpc(env: str, tasks: list[str], seconds: float) -> list[Row]:
+async def measure_grpc(env: str, tasks: list[str], seconds: float, client_procs: int) -> list[Row]:
+    """Load from `client_procs` processes (concurrency split between them), so the load generator's own CPU
+    does not cap what one server process is measured to do."""
     rows = []
+    spawn = multiprocessing.get_context("spawn")
     with ServerProc(env) as server:
-        async with AsyncEnvClient(server.target, timeout_s=60) as client:
-            await _load(client, tasks, 4, 1.0)  # warm-up
-            for transport in ("unary", "stream"):
-                for concurrency in CONCURRENCY:
-                    if transport == "stream":
-                        async with client.stream() as stream:
-                            row = await _load(stream, tasks, concurrency, seconds)
-                    else:
-                        row = await _load(client, tasks, concurrency, seconds)
-                    rows.append(Row(env, transport, concurrency, row.steps_per_s, row.p50_ms, row.p99_ms, row.errors))
-                    print(rows[-1], flush=True)
+        for transport in ("unary", "stream"):
+            for concurrency in CONCURRENCY:
+                procs = min(client_procs, concurrency)
+                results = spawn.Queue()
+                children = [
+                    spawn.Process(target=_client_process,
+                                  args=(server.target, transport, tasks, concurrency // procs, seconds, results))
+                    for _ in range(procs)
+                ]
+                for child in children:
+                    child.start()
+                loads = [results.get(timeout=seconds + 120) for _ in children]
+                for child in children:
+                    child.join(timeout=30)
+                rows.append(_row(env, transport, concurrency, loads))
+                print(rows[-1], flush=True)
     return rows
 
 
@@ -157,11 +188,11 @@ def test_tasks(env_name: str) -> list[str]:
     return [t.task_id for d in env.spec.difficulties for t in env.tasks(split, d)[:50]]
 
 
-async def main(envs: list[str], seconds: float, sessions: int, out: Path) -> None:
+async def main(envs: list[str], seconds: float, sessions: int, client_procs: int, out: Path) -> None:
     lines = ["# Transport benchmark", "", f"Command: `make bench` (`python -m bench.transport --seconds {seconds:g} "
-             f"--sessions {sessions}`)", f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             "", "The server runs in its own process; the load generator is one asyncio process on the same machine, "
-             "so both share its cores. Each episode is reset, then stepped with a seeded random choice among the "
+             f"--sessions {sessions} --client-procs {client_procs}`)", f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             "", f"The server runs in its own process; the load comes from {client_procs} asyncio client processes "
+             "(concurrency split between them) on the same machine, so all share its two cores. Each episode is reset, then stepped with a seeded random choice among the "
              f"valid actions for at most {EPISODE_TURNS} turns. Latency is per Step call as the client sees it.", ""]
     table = ["| env | transport | concurrency | steps/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
     summary = []
@@ -169,7 +200,7 @@ async def main(envs: list[str], seconds: float, sessions: int, out: Path) -> Non
         tasks = test_tasks(env)
         local = measure_in_process(env, tasks, seconds)
         print(local, flush=True)
-        rows = await measure_grpc(env, tasks, seconds)
+        rows = await measure_grpc(env, tasks, seconds, client_procs)
         for row in (local, *rows):
             table.append(f"| {row.env} | {row.transport} | {row.concurrency} | {row.steps_per_s:,.0f} | "
                          f"{row.p50_ms:.3f} | {row.p99_ms:.3f} | {row.errors} |")
@@ -195,6 +226,7 @@ if __name__ == "__main__":
     parser.add_argument("--envs", default="null,babyai", help="comma-separated env names")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
     parser.add_argument("--sessions", type=int, default=2000, help="sessions to hold open at once")
+    parser.add_argument("--client-procs", type=int, default=2, help="load generator processes")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/transport.md")
     args = parser.parse_args()
-    asyncio.run(main(args.envs.split(","), args.seconds, args.sessions, args.out))
+    asyncio.run(main(args.envs.split(","), args.seconds, args.sessions, args.client_procs, args.out))

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= server,client,dev
+EXTRAS ?= server,trainer,dev
 STAMP := $(VENV)/.installed
 PROTO := proto/shiftgym/env/v1/env.proto
 export GRPC_VERBOSITY ?= ERROR

@@ -13,10 +13,9 @@ import pytest
 
 from env_server.envs.alfworld import AlfWorldEnv, games, generator
 from env_server.errors import UnknownTask
+from tests.formats import formats_path
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = REPO / ".." / "shared"
-SAMPLE = SHARED / "formats" / "alfworld_game_sample"
 
 # Cheap generated tasks (small rooms) for each difficulty; hard kitchens take the planner tens of seconds.
 SAMPLE_TASKS = {
@@ -33,9 +32,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> AlfWorldEnv:
 
 @pytest.fixture
 def sample_dir(tmp_path: Path) -> Path:
-    if not SAMPLE.is_dir():
-        pytest.fail(f"ALFWorld sample games missing: expected {SAMPLE.resolve()} (the shared/ folder beside the repo)")
-    shutil.copytree(SAMPLE, tmp_path / "data")
+    shutil.copytree(formats_path("alfworld_game_sample"), tmp_path / "data")
     return tmp_path / "data"
 
 

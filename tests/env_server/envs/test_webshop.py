@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -15,16 +14,10 @@ from env_server.envs.webshop.generator import generate
 from env_server.envs.webshop.reward import RewardInput, compute_reward, fuzzy_match, normalize_color
 from env_server.envs.webshop.vocab import FILLER, OPTION_VALUES, SUBCATEGORIES
 from env_server.errors import EpisodeFinished, UnknownTask
+from tests.formats import formats_path
 
-FORMATS = Path(__file__).resolve().parents[3].parent / "shared" / "formats"
 SPLITS, LEVELS = ("train", "test"), ("easy", "medium", "hard")
 
-
-def _formats(name: str) -> Path:
-    path = FORMATS / name
-    if not path.exists():
-        pytest.fail(f"missing real WebShop sample {path}: the shared/formats folder must sit beside the repo root")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +223,7 @@ def test_option_matching_normalizes_colors_like_webshop():
 @pytest.mark.parametrize("log", ["webshop_human_trajectory_20220427_1_15.jsonl",
                                  "webshop_human_trajectory_20220427_1_18.jsonl"])
 def test_reward_reproduces_the_logged_human_sessions(log):
-    lines = [json.loads(line) for line in _formats(log).read_text().splitlines() if line.strip()]
+    lines = [json.loads(line) for line in formats_path(log).read_text().splitlines() if line.strip()]
     goal, done = lines[0]["goal"], lines[-1]
     logged = done["reward_info"]
     target = RewardInput(goal["name"], goal["query"], goal["product_category"])
@@ -257,8 +250,8 @@ def _product(asin, name, query, crumbs, category, options, pricing, bullets):
 
 
 def test_real_samples_load_and_serve(tmp_path):
-    goals = json.loads(_formats("webshop_human_goals_sample.json").read_text())
-    ins_path = _formats("webshop_items_ins_v2_1000_sample.json")
+    goals = json.loads(formats_path("webshop_human_goals_sample.json").read_text())
+    ins_path = formats_path("webshop_items_ins_v2_1000_sample.json")
     ins = json.loads(ins_path.read_text())
     raw = []
     for i, g in enumerate(goals):  # products for the real goals, with the asked options as raw ScraperAPI values
@@ -275,7 +268,7 @@ def test_real_samples_load_and_serve(tmp_path):
                             "$12.50", "one line"))
     products = tmp_path / "items_shuffle_test.json"
     products.write_text(json.dumps(raw))
-    goals_path = _formats("webshop_human_goals_sample.json")
+    goals_path = formats_path("webshop_human_goals_sample.json")
     served = WebShopEnv(DataFiles(products, attributes=ins_path, goals=goals_path))
     tasks = [t for s in SPLITS for lvl in LEVELS for t in served.tasks(s, lvl)]
     assert len(tasks) == len(goals)

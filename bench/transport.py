@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from env_server import registry
 from trainer.client.env_client import AsyncEnvClient
 from trainer.client.errors import EnvCallError
@@ -96,7 +98,7 @@ def _client_process(target: str, transport: str, tasks: list[str], concurrency: 
             async with client.stream() as stream:
                 return await _load(stream, tasks, concurrency, seconds)
 
-    results.put(asyncio.run(run()))
+    results.put(uvloop.run(run()))  # the same loop the server runs on
 
 
 def _row(env: str, transport: str, concurrency: int, loads: list[Load]) -> Row:

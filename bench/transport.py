@@ -228,7 +228,7 @@ if __name__ == "__main__":
     parser.add_argument("--envs", default="null,babyai", help="comma-separated env names")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measurement")
     parser.add_argument("--sessions", type=int, default=2000, help="sessions to hold open at once")
-    parser.add_argument("--client-procs", type=int, default=2, help="load generator processes")
+    parser.add_argument("--client-procs", type=int, default=1, help="load generator processes")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/transport.md")
     args = parser.parse_args()
     asyncio.run(main(args.envs.split(","), args.seconds, args.sessions, args.client_procs, args.out))

@@ -37,6 +37,7 @@ test: install proto-check
 bench: install
 	$(PY) -m bench.transport --out bench/results/transport.md
 	$(PY) -m bench.envs --out bench/results/envs.md
+	$(PY) -m bench.adapters --out bench/results/adapters.md
 
 run: install
 	$(PY) -m trainer.demo

@@ -52,7 +52,8 @@ def task_from_proto(msg: pb.TaskInfo) -> TaskInfo:
 
 
 def observation_to_proto(obs: Observation) -> pb.Observation:
-    return pb.Observation(text=obs.text, valid_actions=obs.valid_actions, fields=struct_from(obs.fields))
+    actions = () if obs.actions_hidden else obs.valid_actions
+    return pb.Observation(text=obs.text, valid_actions=actions, fields=struct_from(obs.fields))
 
 
 def observation_from_proto(msg: pb.Observation) -> Observation:

@@ -1,10 +1,11 @@
 """Live episodes of one environment: session limits, idle TTL, turn limits, and replay of a repeated step.
 
-Environment code is CPU-bound and blocking, so resets and slow steps run in a bounded thread pool, off the
-event loop. Handing work to a thread costs about 0.1 ms, so steps whose recent cost is below
-`Limits.inline_step_s` run on the loop itself: that stalls other sessions' I/O for less than the hand-off
-would. One slow step moves stepping back to the pool at once (see StepCost). A per-session lock keeps one
-session's steps in order while other sessions proceed.
+Environment code is CPU-bound and blocking, so slow resets and steps run in a bounded thread pool, off the
+event loop. A thread only lets the loop go on while the call holds no GIL, and Python hands the GIL over
+every 5 ms (sys.getswitchinterval), so a pure-Python call shorter than that blocks the loop either way, and
+the hand-off itself costs about 0.1 ms. Resets and steps whose recent cost is below `Limits.inline_step_s`
+therefore run on the loop itself; one slow call moves its kind back to the pool at once (see CallCost).
+A per-session lock keeps one session's steps in order while other sessions proceed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence, TypeVar
 
-from env_server.adapters.base import AdapterSpec, Stack, build_stack
+from env_server.adapters.base import AdapterContext, AdapterSpec, Rejected, Stack, Turn, build_stack
 from env_server.envs.base import Environment, Episode
 from env_server.errors import (
     Draining,
@@ -35,7 +36,7 @@ from env_server.types import Observation, Opened, Outcome, StepResult, TaskSelec
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-INVALID_ACTION_TEXT = "Invalid action: could not understand {action!r} in this interface."
+INVALID_ACTION_TEXT = "Invalid action: {reason}"  # text the interface could not parse; the reason is the adapter's
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +48,17 @@ class Limits:
     max_action_bytes: int = 16 * 1024
     env_threads: int = 4
     enable_oracle: bool = False
-    inline_step_s: float = 0.0005
+    inline_step_s: float = 0.002
 
 
-class StepCost:
-    """A running estimate of step cost that rises at once on a slow step and decays slowly after it."""
+class CallCost:
+    """A running estimate of what a kind of env call costs: it rises at once on a slow call and decays slowly.
 
-    def __init__(self) -> None:
-        self.estimate_s = 0.0
+    It starts high, so an environment runs in the pool until its calls have shown themselves cheap.
+    """
+
+    def __init__(self, initial_s: float = 1.0) -> None:
+        self.estimate_s = initial_s
 
     def record(self, seconds: float) -> None:
         self.estimate_s = max(seconds, 0.95 * self.estimate_s + 0.05 * seconds)
@@ -69,6 +73,7 @@ class _Session:
     client_episode_id: str
     first: StepResult
     canonical_obs: Observation  # the environment's own view of the latest observation
+    view: Turn = Turn()  # how the latest observation was rendered
     turn: int = 0
     done: bool = False
     last: StepResult | None = None
@@ -89,7 +94,15 @@ class Runtime:
         self._pool = ThreadPoolExecutor(max_workers=limits.env_threads, thread_name_prefix=f"env-{env.spec.name}")
         self._reaper: asyncio.Task[None] | None = None
         self._ids = itertools.count()
-        self._step_cost = StepCost()
+        self._step_cost = CallCost()
+        self._reset_cost = CallCost()
+        self._lexicon_words: tuple[str, ...] | None = None
+
+    def _words(self) -> tuple[str, ...]:
+        # The env's optional lexicon_words() hook, read once: the lexicon cache keys on this very tuple.
+        if self._lexicon_words is None:
+            self._lexicon_words = tuple(self.env.lexicon_words())  # type: ignore[attr-defined]
+        return self._lexicon_words
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -135,11 +148,11 @@ class Runtime:
             raise SessionLimit(
                 f"server holds its limit of {self.limits.max_sessions} open sessions; close finished sessions or retry later"
             )
-        stack = build_stack(interface, seed)
+        has_words = callable(getattr(self.env, "lexicon_words", None))
+        stack = build_stack(interface, AdapterContext(seed, self._words if has_words else None))
         task_id = self._resolve(task)
-        episode = await self._run(lambda: self.env.reset(task_id, seed))
-        canonical = await self._run(episode.observe)
-        first = StepResult(stack.render(canonical), reward=0.0, done=False, truncated=False, action_valid=True)
+        episode, canonical = await self._call_env(self._reset_cost, lambda: self._start(task_id, seed))
+        first = StepResult(stack.render(canonical, Turn(0)), reward=0.0, done=False, truncated=False, action_valid=True)
         session_id = f"{next(self._ids):x}-{secrets.token_hex(8)}"
         self._sessions[session_id] = _Session(
             session_id=session_id,
@@ -186,7 +199,7 @@ class Runtime:
             if session.done:
                 raise EpisodeFinished(f"episode {session_id} is over; the oracle has nothing to say")
             action = await self._run(session.episode.oracle_action)
-            return session.stack.encode(action, session.canonical_obs)
+            return session.stack.encode(action, session.canonical_obs, session.view)
 
     def close(self, session_id: str) -> None:
         session = self._get(session_id)
@@ -195,24 +208,28 @@ class Runtime:
     # --- internals -------------------------------------------------------------------------------------
 
     async def _act(self, session: _Session, text: str) -> StepResult:
-        canonical_action = session.stack.parse(text, session.canonical_obs)
-        if canonical_action is None:
+        canonical_action = session.stack.parse(text, session.canonical_obs, session.view)
+        if isinstance(canonical_action, Rejected):
+            # The interface's own answer; nothing happened in the world. Adapters may re-render it (feedback).
+            message = INVALID_ACTION_TEXT.format(reason=canonical_action.reason)
+            obs = session.canonical_obs
             result = StepResult(
-                replace(session.canonical_obs, text=INVALID_ACTION_TEXT.format(action=text[:200])),
+                replace(obs, text=message, fields={**obs.fields, "message": message}),
                 reward=0.0,
                 done=False,
                 truncated=False,
                 action_valid=False,
             )
         else:
-            result = await self._step_env(session.episode, canonical_action)
+            result = await self._call_env(self._step_cost, lambda: session.episode.step(canonical_action))
         session.turn += 1
         session.canonical_obs = result.observation
         if not result.done and session.turn >= session.max_turns:
             low = self.env.spec.reward_range[0]
             result = replace(result, done=True, truncated=True, outcome=Outcome(success=False, score=low))
         session.done = result.done
-        session.last = replace(result, observation=session.stack.render(result.observation))
+        session.view = Turn(session.turn, result.action_valid)
+        session.last = replace(result, observation=session.stack.render(result.observation, session.view))
         session.last_active = time.monotonic()
         return session.last
 
@@ -250,13 +267,15 @@ class Runtime:
             log.exception("closing episode %s failed", session_id)
         self.metrics.set_open_sessions(len(self._sessions))
 
-    async def _step_env(self, episode: Episode, action: str) -> StepResult:
+    def _start(self, task_id: str, seed: int) -> tuple[Episode, Observation]:
+        episode = self.env.reset(task_id, seed)
+        return episode, episode.observe()
+
+    async def _call_env(self, cost: CallCost, fn: Callable[[], T]) -> T:
+        """Run env code on the loop when this kind of call has been cheap lately, else in the pool."""
         started = time.perf_counter()
-        if self._step_cost.estimate_s < self.limits.inline_step_s:
-            result = episode.step(action)
-        else:
-            result = await self._run(lambda: episode.step(action))
-        self._step_cost.record(time.perf_counter() - started)
+        result = fn() if cost.estimate_s < self.limits.inline_step_s else await self._run(fn)
+        cost.record(time.perf_counter() - started)
         return result
 
     async def _run(self, fn: Callable[[], T]) -> T:

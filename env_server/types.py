@@ -48,6 +48,8 @@ class Observation:
     text: str
     valid_actions: tuple[str, ...] = ()
     fields: Mapping[str, Any] = field(default_factory=dict)  # JSON-compatible values only
+    # Set by an interface that hides the list from the client (action_list); adapters still parse against it.
+    actions_hidden: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,10 @@ pick_two 2) + 1 if every target starts hidden in a closed container + 1 if the r
 + 1 if it has >= 12 closed containers + 1 if the planner's optimal plan has >= 8 commands.
 easy <= 1 point, medium 2-3, hard >= 4 (so pick_two is never easy; pick and look tasks are never hard).
 
+Observations: ALFWorld's own text; `fields` holds the task, location, inventory, admissible commands, the win
+flag and `message`, the engine's text (the invalid-command answer included). `lexicon_words()` lists ALFRED's
+object and receptacle classes as ALFWorld writes them ("countertop", "desklamp"), for the `lexicon` adapter.
+
 Success is ALFWorld's own win flag (the task's PDDL goal holds); score and reward are 1 on a win, else 0.
 Turn limits (30 by default) are the server runtime's job; an episode never truncates itself.
 """

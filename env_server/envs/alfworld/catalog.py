@@ -80,6 +80,13 @@ def pickupable_classes() -> frozenset[str]:
     return frozenset(c for c in held if "Sliced" not in c and c in constants.OBJECTS_SET)
 
 
+@functools.cache
+def entity_words() -> tuple[str, ...]:
+    """Every object and receptacle class, lowercase, as ALFWorld's text names them (`apple 1`, `put a clean apple in
+    fridge`); no class name is a word of ALFWorld's grammar, so renaming them never touches the commands' verbs."""
+    return tuple(sorted({c.lower() for c in (*constants.OBJECTS, *constants.RECEPTACLES)}))
+
+
 def can_hold(receptacle_cls: str, object_cls: str) -> bool:
     return object_cls in constants.VAL_RECEPTACLE_OBJECTS.get(receptacle_cls, ())
 

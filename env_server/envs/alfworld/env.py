@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from env_server.envs.alfworld import difficulty, games
+from env_server.envs.alfworld import catalog, difficulty, games
 from env_server.envs.alfworld.episode import AlfWorldEpisode
 from env_server.errors import UnknownTask
 from env_server.types import EnvSpec, SplitSpec, TaskInfo
@@ -50,6 +50,11 @@ class AlfWorldEnv:
             splits = list(games.GENERATED_SPLITS)
         counts = {s: {d: self._count(s, d) for d in difficulty.DIFFICULTIES} for s in splits}
         self.spec = _spec(counts)
+
+    def lexicon_words(self) -> tuple[str, ...]:
+        """Entity words for the `lexicon` adapter: ALFRED's object and receptacle classes as ALFWorld writes them,
+        lowercase and in one word ("countertop", "sinkbasin", "desklamp"), in names, commands and task text."""
+        return catalog.entity_words()
 
     def _count(self, split: str, level: str) -> int:
         if self._real is not None:

@@ -42,7 +42,8 @@ class AlfWorldEpisode:
             self._won = bool(state["won"])
             self._obs = self._observation(text, state)
         else:
-            self._obs = Observation(text=text, valid_actions=self._obs.valid_actions, fields=self._obs.fields)
+            self._obs = Observation(text=text, valid_actions=self._obs.valid_actions,
+                                    fields={**self._obs.fields, "message": text})
         outcome = Outcome(success=True, score=1.0) if self._won else None
         return StepResult(self._obs, reward=1.0 if self._won else 0.0, done=self._won, truncated=False,
                           action_valid=valid, outcome=outcome)
@@ -66,5 +67,6 @@ class AlfWorldEpisode:
             "inventory": inventory,
             "admissible_commands": list(commands),
             "won": self._won,
+            "message": text,  # the engine's answer to the last command (the welcome and the room at reset)
         }
         return Observation(text=text, valid_actions=commands, fields=fields)

@@ -22,6 +22,7 @@ Text. The mission, what the agent carries, each object in view ("a red ball 2 st
 left", doors with their state), the nearest wall ahead, left and right when in view, and objects seen earlier but
 now out of view. `Observation.fields` holds the same as JSON: mission, carrying, direction, visible and remembered
 objects (label, color, type, state, dx = steps right, dy = steps ahead), walls, and the feedback message.
+`lexicon_words()` (colours and object types) lets the `lexicon` adapter rename "red ball" or "grey door".
 
 Actions: see `actions.py`. An action outside the valid list gets "Nothing happens." (a known verb) or "Invalid
 action ..." (anything else), `action_valid=False`, and changes nothing. A macro stops when the game ends.

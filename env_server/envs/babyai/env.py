@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from minigrid.core.constants import COLOR_NAMES
 from minigrid.envs import babyai as levels
 
 from env_server.envs.babyai.episode import BabyAIEpisode
@@ -30,6 +31,8 @@ BOT_STEPS: dict[str, int] = {
 }  # fmt: skip
 # split -> (first level seed, instances per level). A task's level seed is the first seed plus its index.
 SPLIT_SEEDS: dict[str, tuple[int, int]] = {"train": (0, 200), "test": (1_000_000, 40)}
+# The object types BabyAI missions name; walls are the grid itself, not an entity the mission can name.
+OBJECT_TYPES = ("ball", "box", "door", "key")
 _ID = re.compile(r"babyai/(?P<split>[a-z]+)/(?P<difficulty>[a-z]+)/(?P<level>[A-Za-z0-9]+)-(?P<index>\d{5})")
 
 
@@ -77,6 +80,12 @@ class BabyAIEnv:
                     for tid, level, seed in ids
                     if tid not in EXCLUDED
                 )
+
+    def lexicon_words(self) -> tuple[str, ...]:
+        """Entity words for the `lexicon` adapter: minigrid's colours and the object types. Verbs, directions and
+        places ("go to", "in front of", "behind") stay, and renamed actions decode before they reach the episode,
+        so the task is the same."""
+        return tuple(sorted((*COLOR_NAMES, *OBJECT_TYPES)))
 
     def tasks(self, split: str, difficulty: str) -> tuple[TaskInfo, ...]:
         if (split, difficulty) not in self._tasks:

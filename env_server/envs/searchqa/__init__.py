@@ -4,8 +4,14 @@ The agent reads a question and acts with `<search>query</search>`, answered by t
 `<information>Doc 1(Title: "...") ...</information>`, or with `<answer>text</answer>`, which ends the episode.
 Text around the tag is ignored; the first complete tag counts, as in Search-R1, whose generation stops at the
 first closing tag. An action with no tag, or an empty one, is invalid and answered in the env's own words.
-`Observation.valid_actions` is empty (free text cannot be listed); `fields["action_templates"]` gives the two
-forms, and `fields` also holds the question, the last query and the last documents (id, title, text).
+`Observation.valid_actions` lists the two forms as templates, `<search><query></search>` and
+`<answer><text></answer>` (a placeholder stands for any text), so adapters can express them in any action format.
+`fields` holds the question, the last query, the last documents (id, title, text), the number of searches, the
+instructions on the first observation, and `message`, the answer to an invalid action or to the final answer.
+`lexicon_words()` gives the invented words of the generated knowledge base's names (people, cities, countries,
+waters, organizations, languages): the `lexicon` adapter renames them everywhere, questions, documents and
+distractors alike, and decodes the model's queries and answers, so retrieval and the gold check are unchanged.
+The English words in names (river, bank, company) stay. Loaded questions over a loaded corpus have no such names.
 
 Success: the answer is a normalized exact match (SQuAD normalization) with any gold answer. Score: 1 on success,
 else 0. The server enforces the turn limit (5 by default); the episode never truncates itself.

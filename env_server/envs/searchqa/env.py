@@ -10,7 +10,7 @@ from pathlib import Path
 from env_server.envs.searchqa import corpus as corpus_files
 from env_server.envs.searchqa.corpus import Document
 from env_server.envs.searchqa.episode import Hop, Problem, SearchQAEpisode
-from env_server.envs.searchqa.kb import KBConfig, KnowledgeBase, generate
+from env_server.envs.searchqa.kb import KBConfig, KnowledgeBase, generate, invented_words
 from env_server.envs.searchqa.qa import QARecord, load_qa
 from env_server.envs.searchqa.questions import HOPS_BY_DIFFICULTY, generate_questions
 from env_server.envs.searchqa.retriever import BM25Retriever, Retriever
@@ -80,6 +80,7 @@ class SearchQAEnv:
         self._tasks = {(s, d): tuple(t for t, _ in problems if t.split == s and t.difficulty == d)
                        for s in SPLITS for d in DIFFICULTIES}
         self._id_hint = ("q-<5 digits>" if not qa_paths else "<data_source>.<record id>")
+        self._words = invented_words(knowledge)
         self.spec = EnvSpec(
             name="searchqa",
             version="1.0.0",
@@ -97,6 +98,11 @@ class SearchQAEnv:
                                   "corpus size are per-process settings (Wikipedia summaries, knowledge-base size)",
         )
         log.info("searchqa: %d documents, %d tasks", len(self.corpus), len(self._problems))
+
+    def lexicon_words(self) -> tuple[str, ...]:
+        """Entity words for the `lexicon` adapter: the invented words of the knowledge base's names. The adapter
+        decodes queries and answers before they reach the episode, so renamed gold answers still match."""
+        return self._words
 
     def tasks(self, split: str, difficulty: str) -> tuple[TaskInfo, ...]:
         if (split, difficulty) not in self._tasks:

@@ -16,7 +16,9 @@ from env_server.types import Observation, Outcome, StepResult, TaskInfo
 # The first complete tag wins, as in Search-R1, whose generation stops at the first </search> or </answer>;
 # text around it (reasoning in <think>, say) is ignored.
 _ACTION = re.compile(r"<(search|answer)>(.*?)</\1>", re.DOTALL)
-ACTION_TEMPLATES = ("<search>QUERY</search>", "<answer>ANSWER</answer>")
+# The two action forms as templates (env_server/envs/base.py): `<query>` and `<text>` stand for any text, so every
+# action format can express them (function_call: {"name": "search", "arguments": {"input": ...}}).
+ACTION_TEMPLATES = ("<search><query></search>", "<answer><text></answer>")
 INSTRUCTIONS = (
     "Answer the question below. To look something up, write a query between <search> and </search>; the best "
     "matching documents will be returned between <information> and </information>. You may search as often as you "
@@ -58,7 +60,8 @@ class SearchQAEpisode:
         self._queries: set[str] = set()  # membership only
         self._done = False
         self._observation = Observation(text=f"{INSTRUCTIONS}\nQuestion: {problem.question}",
-                                        fields=self._fields(last_query="", rows=()))
+                                        valid_actions=ACTION_TEMPLATES,
+                                        fields={"instructions": INSTRUCTIONS, **self._fields(last_query="", rows=())})
 
     def observe(self) -> Observation:
         return self._observation
@@ -99,6 +102,7 @@ class SearchQAEpisode:
         self._queries.add(query)
         self._searches += 1
         self._observation = Observation(text=render_information(self._corpus[r] for r in rows),
+                                        valid_actions=ACTION_TEMPLATES,
                                         fields=self._fields(last_query=query, rows=rows))
         return StepResult(self._observation, reward=0.0, done=False, truncated=False, action_valid=True)
 
@@ -106,21 +110,23 @@ class SearchQAEpisode:
         correct = exact_match(answer, self._problem.answers)
         self._done = True
         verdict = "correct" if correct else "not correct"
-        fields = {**self._fields(last_query="", rows=()), "answer": answer}
-        self._observation = Observation(text=f"Final answer: {answer}. The answer is {verdict}.", fields=fields)
+        text = f"Final answer: {answer}. The answer is {verdict}."
+        fields = {**self._fields(last_query="", rows=()), "answer": answer, "message": text}
+        self._observation = Observation(text=text, fields=fields)
         score = 1.0 if correct else 0.0
         return StepResult(self._observation, reward=score, done=True, truncated=False, action_valid=True,
                           outcome=Outcome(success=correct, score=score))
 
     def _invalid(self, text: str) -> StepResult:
-        self._observation = Observation(text=text, fields=self._fields(last_query="", rows=()))
+        self._observation = Observation(text=text, valid_actions=ACTION_TEMPLATES,
+                                        fields={**self._fields(last_query="", rows=()), "message": text})
         return StepResult(self._observation, reward=0.0, done=False, truncated=False, action_valid=False)
 
     def _fields(self, last_query: str, rows: tuple[int, ...]) -> dict[str, Any]:
         docs = [{"id": self._corpus[r].doc_id, "title": self._corpus[r].title, "text": self._corpus[r].text}
                 for r in rows]
         return {"question": self._problem.question, "last_query": last_query, "docs": docs,
-                "searches": self._searches, "action_templates": list(ACTION_TEMPLATES)}
+                "searches": self._searches}
 
 
 def render_information(documents: Iterable[Document]) -> str:

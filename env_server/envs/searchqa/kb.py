@@ -138,6 +138,16 @@ class KnowledgeBase:
         return f"{opening} It was founded in {org.founded} by {founder}."
 
 
+def invented_words(kb: KnowledgeBase) -> tuple[str, ...]:
+    """The invented words of every name in the knowledge base, sorted: the generator's English words (river,
+    bank, company) and function words are left out."""
+    names = [c.name for c in kb.countries] + [c.language for c in kb.countries]
+    names += [c.name for c in kb.cities] + [c.water for c in kb.cities]
+    names += [p.name for p in kb.people] + [o.name for o in kb.organizations]
+    english = {w.lower() for phrase in (*(s for s, _ in _INDUSTRIES), *_RIVER_WORDS, "the") for w in phrase.split()}
+    return tuple(sorted({w.lower() for name in names for w in name.split()} - english))
+
+
 def _article(noun: str) -> str:
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 

@@ -22,7 +22,8 @@ anvil (37 turns) and netherite_block (48), both depth 3; 417 of upstream's 419 g
 
 valid_actions is a menu, not every accepted action: `inventory`, a runnable form of each listed command (a tag as
 its cheapest member), a `get` for each raw ingredient they name, and the oracle's remaining plan, sorted.
-fields: `goal`, `crafting_commands` (in listed order) and `inventory` (item name -> count).
+fields: `goal`, `crafting_commands` (in listed order), `inventory` (item name -> count) and, after a step, `message`
+(upstream's answer to the action, which is then the whole text). `lexicon_words()` names every item and tag.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class TextCraftEpisode:
             raise EpisodeFinished(f"episode of {self.task.task_id} is over; reset to start a new one")
         text, reward, won, _, _ = self._game.step(action.strip())
         self._done = bool(won)
-        self._last = self._observation(text)
+        self._last = self._observation(text, message=text)
         outcome = Outcome(success=True, score=1.0) if won else None
         valid = not text.startswith(_FAILED_PREFIXES)
         return StepResult(self._last, float(reward), self._done, truncated=False, action_valid=valid, outcome=outcome)
@@ -107,7 +108,7 @@ class TextCraftEpisode:
     def close(self) -> None:
         pass
 
-    def _observation(self, text: str) -> Observation:
+    def _observation(self, text: str, message: str | None = None) -> Observation:
         inventory = self._game.inventory
         plan = self._planner.plan(self._game.goal, inventory) if not self._done else []
         fields = {
@@ -115,6 +116,8 @@ class TextCraftEpisode:
             "crafting_commands": list(self._commands),
             "inventory": {item_id_to_str(item): count for item, count in inventory.items()},
         }
+        if message is not None:
+            fields["message"] = message
         return Observation(text, tuple(sorted(self._listed_actions.union(plan))), fields)
 
 
@@ -154,6 +157,16 @@ class TextCraftEnv:
                 "distractor commands listed: easy 5, medium 10, hard 15"
             ),
         )
+
+    def lexicon_words(self) -> tuple[str, ...]:
+        """Entity names for the `lexicon` adapter: every item and tag of the recipe tree ("oak planks", "planks")."""
+        tree = self._tree
+        ids = {*tree.itemid_recipes, *tree.item_id_to_tag, *tree.item_id_to_tag.values(), *tree.tag_members}
+        for recipes in tree.itemid_recipes.values():
+            for recipe in recipes:
+                for part in (*recipe.input_items, recipe.output_item):
+                    ids.update(i for i in (part.item_tag.tag, part.item_tag.item_id) if i)
+        return tuple(sorted({str(i).split(":")[-1].replace("_", " ") for i in ids}))
 
     def tasks(self, split: str, difficulty: str) -> tuple[TaskInfo, ...]:
         if (split, difficulty) not in self._tasks:

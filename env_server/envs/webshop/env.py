@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ DIFFICULTY = (
     "medium: >= 3 asked, or >= 2 near-duplicates / an over-budget near-duplicate ranked above the target; "
     "easy: the rest"
 )
+
+_SITE_WORDS = frozenset("search click back next prev buy now description features reviews page price rating "
+                        "instruction results total options webshop".split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,19 @@ class WebShopEnv:
             score_definition=SCORE,
             difficulty_definition=DIFFICULTY,
         )
+
+    def lexicon_words(self) -> tuple[str, ...]:
+        """Entity words for the `lexicon` adapter: the catalog's product types, categories, attributes and option
+        values, and the goals' attributes and options (brands and other title words are left as they are)."""
+        words: set[str] = set()
+        for product in self.catalog.products.values():
+            words.update((product.query, product.product_category, *product.attributes))
+            words.update(v for _, values in product.options for v in values)
+        for goal in self.catalog.goals:
+            words.update((*goal.attributes, *goal.options))
+        # Whole words, less the site's own (verbs and buttons), so that renaming never touches the interface.
+        tokens = {t for phrase in words for t in re.findall(r"[A-Za-z]+", phrase.lower())}
+        return tuple(sorted(tokens - _SITE_WORDS))
 
     def tasks(self, split: str, difficulty: str) -> tuple[TaskInfo, ...]:
         if (split, difficulty) not in self._lists:

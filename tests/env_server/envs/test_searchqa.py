@@ -16,18 +16,12 @@ from env_server.envs.searchqa.normalize import exact_match, normalize_answer
 from env_server.envs.searchqa.qa import load_qa
 from env_server.envs.searchqa.retriever import BM25Retriever
 from env_server.errors import EpisodeFinished, UnknownTask
+from tests.formats import formats_path
 from env_server.tasks import sample_tasks
 from env_server.types import StepResult
 
-FORMATS = Path(__file__).resolve().parents[3].parent / "shared" / "formats"
 ORACLE_TASKS = 20
 
-
-def _formats_file(name: str) -> Path:
-    path = FORMATS / name
-    if not path.is_file():
-        pytest.fail(f"missing {path}: the shared/ folder with the original-format samples must sit beside the repo")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +108,16 @@ def test_unknown_task_and_unknown_split_say_what_is_expected(env: SearchQAEnv) -
 
 # --- the interface --------------------------------------------------------------------------------------------
 
-def test_first_observation_holds_the_question_and_no_enumerated_actions(env: SearchQAEnv) -> None:
-    obs = env.reset(env.tasks("test", "easy")[0].task_id, seed=0).observe()
+def test_first_observation_holds_the_question_and_lists_the_two_action_templates(env: SearchQAEnv) -> None:
+    episode = env.reset(env.tasks("test", "easy")[0].task_id, seed=0)
+    obs = episode.observe()
     assert obs.text.endswith(f"Question: {obs.fields['question']}")
-    assert obs.valid_actions == ()
-    assert obs.fields["action_templates"] == ["<search>QUERY</search>", "<answer>ANSWER</answer>"]
+    assert obs.valid_actions == ("<search><query></search>", "<answer><text></answer>")
+    assert obs.text.startswith(obs.fields["instructions"])
     json.dumps(obs.fields)
+    invalid = episode.step("no tag here")
+    assert invalid.observation.valid_actions == obs.valid_actions
+    assert invalid.observation.fields["message"] == invalid.observation.text
 
 
 def test_search_returns_the_document_in_search_r1_rendering(env: SearchQAEnv) -> None:
@@ -220,7 +218,7 @@ def test_same_task_and_seed_give_the_same_transcript(env: SearchQAEnv) -> None:
 # --- original formats -----------------------------------------------------------------------------------------
 
 def test_real_search_r1_corpus_lines_load_with_titles_unquoted() -> None:
-    docs = load_searchr1_corpus(_formats_file("searchr1_corpus_sample.jsonl"))
+    docs = load_searchr1_corpus(formats_path("searchr1_corpus_sample.jsonl"))
     assert len(docs) == 10 and docs[0].doc_id == "0" and docs[0].title == "Evan Morris"
     assert docs[0].text.startswith("Evan Morris Evan L. Morris (January 26, 1977 \u2013 July 9, 2015)")
     assert all(d.title and not d.title.startswith('"') for d in docs)
@@ -228,8 +226,8 @@ def test_real_search_r1_corpus_lines_load_with_titles_unquoted() -> None:
 
 
 def test_real_qa_records_and_parquet_rows_load() -> None:
-    flashrag = load_qa(_formats_file("searchr1_qa_sample.jsonl"))
-    rows = load_qa(_formats_file("searchr1_qa_parquet_rows.reconstructed.jsonl"))
+    flashrag = load_qa(formats_path("searchr1_qa_sample.jsonl"))
+    rows = load_qa(formats_path("searchr1_qa_parquet_rows.reconstructed.jsonl"))
     assert len(flashrag) == 17 and len(rows) == 3
     assert len(flashrag[13].answers) == 16
     assert flashrag[0].split == rows[0].split == "test"
@@ -240,8 +238,8 @@ def test_real_qa_records_and_parquet_rows_load() -> None:
 
 def test_real_samples_are_served() -> None:
     env = SearchQAEnv(
-        _formats_file("searchr1_corpus_sample.jsonl"),
-        [_formats_file("searchr1_qa_sample.jsonl"), _formats_file("searchr1_qa_parquet_rows.reconstructed.jsonl")],
+        formats_path("searchr1_corpus_sample.jsonl"),
+        [formats_path("searchr1_qa_sample.jsonl"), formats_path("searchr1_qa_parquet_rows.reconstructed.jsonl")],
     )
     assert len(env.corpus) == 10
     assert len(env.tasks("test", "easy")) == 20
@@ -354,3 +352,12 @@ def test_a_missing_wikipedia_package_falls_back_to_generated_documents(
     env = SearchQAEnv()
     assert env.corpus and all(d.doc_id.startswith("kb-") for d in env.corpus)
     assert "no-such-distribution-for-searchqa is not installed" in caplog.text
+
+
+def test_lexicon_words_are_the_invented_words_of_the_knowledge_base_names(env: SearchQAEnv) -> None:
+    words = set(env.lexicon_words())
+    task = env.tasks("test", "medium")[0]
+    question = env.reset(task.task_id, 0).observe().fields["question"]
+    assert {w.lower() for w in question.rstrip("?").split()} & words
+    assert not words & {"search", "answer", "information", "question", "river", "bank", "company", "the"}
+    assert all(w.isalpha() and w.islower() for w in words)

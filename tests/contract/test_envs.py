@@ -5,7 +5,7 @@ A new environment joins by adding its line to env_server/registry.py.
 
 from __future__ import annotations
 
-import socket
+import asyncio
 import time
 import urllib.request
 
@@ -106,6 +106,25 @@ def test_the_oracle_solves_tasks_over_the_session_stream(client, environment):
                 result, _ = stream.step(opened.session_id, stream.oracle_action(opened.session_id))
             assert result.outcome.success
             stream.close(opened.session_id)
+
+
+async def test_concurrent_episodes_on_one_server_all_succeed(server, environment):
+    from trainer.client.env_client import AsyncEnvClient
+
+    split = _eval_split(environment)
+    tasks = [t for d in environment.spec.difficulties for t in sample_tasks(environment.tasks(split, d), 2, seed=2024)]
+    async with AsyncEnvClient(server.target, timeout_s=300) as client, client.stream() as stream:
+
+        async def play(task_id: str) -> bool:
+            opened = await stream.reset(task_id, seed=2)
+            result = opened.result
+            while not result.done:
+                result, _ = await stream.step(opened.session_id, await stream.oracle_action(opened.session_id))
+            await stream.close(opened.session_id)
+            return result.outcome.success
+
+        outcomes = await asyncio.gather(*(play(t.task_id) for t in tasks))
+    assert outcomes == [True] * len(tasks)
 
 
 def test_a_bad_action_is_an_invalid_action_not_an_error(client, environment):

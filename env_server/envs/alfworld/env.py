@@ -27,6 +27,7 @@ def _spec(counts: dict[str, dict[str, int]]) -> EnvSpec:
         success_definition=_SUCCESS,
         score_definition=_SCORE,
         difficulty_definition=difficulty.DEFINITION,
+        thread_safe=False,  # TextWorld's PDDL parser (tatsu) and Fast Downward (a C library) hold global state
     )
 
 

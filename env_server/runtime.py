@@ -53,16 +53,19 @@ class Limits:
 
 
 class CallCost:
-    """A running estimate of what a kind of env call costs: it rises at once on a slow call and decays slowly.
+    """A running estimate of what a kind of env call costs: it rises at once on a slow call, then decays.
 
-    It starts high, so an environment runs in the pool until its calls have shown themselves cheap.
+    It starts high, so an environment runs in the pool until its first calls have shown themselves cheap; the
+    decay brings a cheap environment back onto the loop a few calls after an occasional slow one.
     """
 
-    def __init__(self, initial_s: float = 1.0) -> None:
+    DECAY = 0.8
+
+    def __init__(self, initial_s: float = 0.05) -> None:
         self.estimate_s = initial_s
 
     def record(self, seconds: float) -> None:
-        self.estimate_s = max(seconds, 0.95 * self.estimate_s + 0.05 * seconds)
+        self.estimate_s = max(seconds, self.DECAY * self.estimate_s + (1 - self.DECAY) * seconds)
 
 
 @dataclass(slots=True)

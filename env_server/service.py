@@ -6,7 +6,7 @@ import asyncio
 import base64
 import logging
 import secrets
-from typing import AsyncIterator, Awaitable, Callable, TypeVar
+from typing import AsyncIterator, Callable, TypeVar
 
 import grpc
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from env_server.adapters.base import AdapterKind, AdapterParamInfo, Rejected, Turn, register
+from env_server.adapters.base import AdapterKind, AdapterParamInfo, RenderOnly, Turn, register
 from env_server.types import Observation
 
 SHOW = ("every", "first", "never")
 
 
 @dataclass(frozen=True, slots=True)
-class ActionList:
+class ActionList(RenderOnly):
     name: ClassVar[str] = "action_list"
     show: str = "every"
 
@@ -25,12 +25,6 @@ class ActionList:
             return replace(obs, actions_hidden=False)
         listing = "\n".join(obs.valid_actions)
         return replace(obs, text=f"{obs.text}\n\nValid actions:\n{listing}", actions_hidden=False)
-
-    def parse(self, text: str, obs: Observation) -> str | Rejected:
-        return text
-
-    def encode(self, action: str, obs: Observation) -> str:
-        return action
 
 
 KIND = register(AdapterKind(

@@ -42,6 +42,18 @@ class Adapter(Protocol):
         ...
 
 
+class RenderOnly:
+    """For adapters that change only what the model reads: actions pass through both ways unchanged."""
+
+    __slots__ = ()
+
+    def parse(self, text: str, obs: Observation) -> str | Rejected:
+        return text
+
+    def encode(self, action: str, obs: Observation) -> str:
+        return action
+
+
 @dataclass(frozen=True, slots=True)
 class AdapterParamInfo:
     name: str

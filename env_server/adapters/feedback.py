@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from env_server.adapters.base import AdapterKind, AdapterParamInfo, Rejected, Turn, register
+from env_server.adapters.base import AdapterKind, AdapterParamInfo, RenderOnly, Turn, register
 from env_server.types import Observation
 
 TERSE_TEXT = "Invalid action."
@@ -15,7 +15,7 @@ VERBOSITY = ("terse", "verbose")
 
 
 @dataclass(frozen=True, slots=True)
-class Feedback:
+class Feedback(RenderOnly):
     name: ClassVar[str] = "feedback"
     verbosity: str = "verbose"
 
@@ -32,12 +32,6 @@ class Feedback:
         if obs.valid_actions:
             parts.append("Valid actions: " + "; ".join(obs.valid_actions))
         return replace(obs, text="\n".join(parts))
-
-    def parse(self, text: str, obs: Observation) -> str | Rejected:
-        return text
-
-    def encode(self, action: str, obs: Observation) -> str:
-        return action
 
 
 KIND = register(AdapterKind(

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Iterator, Mapping
 
-from env_server.adapters.base import AdapterKind, AdapterParamInfo, Rejected, Turn, register
+from env_server.adapters.base import AdapterKind, AdapterParamInfo, RenderOnly, Turn, register
 from env_server.types import Observation
 
 FORMATS = ("prose", "json", "kv")
@@ -49,7 +49,7 @@ def to_kv(obs: Observation) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ObsFormat:
+class ObsFormat(RenderOnly):
     name: ClassVar[str] = "obs_format"
     format: str = "json"
 
@@ -57,12 +57,6 @@ class ObsFormat:
         if self.format == "prose":
             return obs
         return replace(obs, text=to_json(obs) if self.format == "json" else to_kv(obs))
-
-    def parse(self, text: str, obs: Observation) -> str | Rejected:
-        return text
-
-    def encode(self, action: str, obs: Observation) -> str:
-        return action
 
 
 KIND = register(AdapterKind(

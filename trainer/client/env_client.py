@@ -13,23 +13,19 @@ from env_server import convert
 from env_server.types import Opened, StepResult, TaskInfo
 from shiftgym.env.v1 import env_pb2 as pb
 from shiftgym.env.v1 import env_pb2_grpc
-from trainer.client import requests
+from trainer.client import channels, requests
 from trainer.client.errors import EnvCallError
 from trainer.client.requests import ServerInfo
 from trainer.client.stream import AsyncSessionStream, SessionStream
 
 DEFAULT_TIMEOUT_S = 30.0
-CHANNEL_OPTIONS = (
-    ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-    ("grpc.max_send_message_length", 4 * 1024 * 1024),
-)
 
 
 class AsyncEnvClient:
     def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.target = target
         self.timeout_s = timeout_s
-        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._channel = channels.open_async_channel(target)
         self._stub = env_pb2_grpc.EnvironmentServiceStub(self._channel)
 
     async def __aenter__(self) -> "AsyncEnvClient":
@@ -91,7 +87,7 @@ class EnvClient:
     def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.target = target
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._channel = channels.open_channel(target)
         self._stub = env_pb2_grpc.EnvironmentServiceStub(self._channel)
 
     def __enter__(self) -> "EnvClient":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,9 @@ from pathlib import Path
 from env_server import registry
 from env_server.tasks import sample_tasks
 from trainer.client.env_client import AsyncEnvClient
+from trainer.client.pool import EnvPool
+from trainer.episodes import EpisodeRunner, EpisodeSpec
+from trainer.evaluation import sample_k
 from trainer.local_servers import LocalServer
 from trainer.policies.scripted import OraclePolicy, RandomPolicy
 
@@ -34,30 +36,23 @@ class Cell:
 
 async def _evaluate(target: str, env_name: str, tasks_per_cell: int, seed: int) -> list[Cell]:
     cells = []
-    async with AsyncEnvClient(target, timeout_s=120) as client, client.stream() as stream:
-        info = await client.describe()
-        split = "test" if info.spec.split("test") else info.spec.splits[-1].name
-        for difficulty in info.spec.difficulties:
-            tasks = sample_tasks(await client.list_tasks(split, difficulty), tasks_per_cell, seed)
-            for policy in (OraclePolicy(stream), RandomPolicy()):
-
-                async def play(index: int, task_id: str) -> tuple[bool, int, float]:
-                    rng = random.Random(seed * 100_003 + index)
-                    opened = await stream.reset(task_id, seed=seed)
-                    result, turns = opened.result, 0
-                    while not result.done:
-                        action = await policy.act(opened.session_id, result.observation, rng)
-                        result, turns = await stream.step(opened.session_id, action, step_index=turns)
-                    await stream.close(opened.session_id)
-                    return result.outcome.success, turns, result.outcome.score
-
-                outcomes = await asyncio.gather(*(play(i, t.task_id) for i, t in enumerate(tasks)))
-                cells.append(Cell(
-                    env_name, difficulty, policy.name, len(outcomes), sum(o[0] for o in outcomes),
-                    sum(o[1] for o in outcomes) / len(outcomes), sum(o[2] for o in outcomes) / len(outcomes),
-                ))
-                print(f"{env_name:10s} {difficulty:7s} {policy.name:7s} success {cells[-1].successes}/{len(outcomes)}",
-                      flush=True)
+    async with EnvPool([target], env=env_name) as pool:
+        spec = pool.info.spec
+        split = "test" if spec.split("test") else spec.splits[-1].name
+        runner = EpisodeRunner(pool)
+        async with AsyncEnvClient(target, timeout_s=120) as client:
+            for difficulty in spec.difficulties:
+                tasks = sample_tasks(await client.list_tasks(split, difficulty), tasks_per_cell, seed)
+                specs = [EpisodeSpec(env_name, t.task_id, seed=seed) for t in tasks]
+                for policy in (OraclePolicy(), RandomPolicy()):
+                    outcomes = await sample_k(runner, policy, specs, k=1, seed=seed)
+                    cells.append(Cell(
+                        env_name, difficulty, policy.name, len(outcomes), sum(o.success for o in outcomes),
+                        sum(len(o.turns) for o in outcomes) / len(outcomes),
+                        sum(o.score for o in outcomes) / len(outcomes),
+                    ))
+                    print(f"{env_name:10s} {difficulty:7s} {policy.name:7s} success {cells[-1].successes}/"
+                          f"{len(outcomes)}", flush=True)
     return cells
 
 

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import random
-from typing import Protocol
-
-from env_server.types import Observation
-
-
-class EpisodeAPI(Protocol):
-    async def oracle_action(self, session_id: str) -> str: ...
+from trainer.policies.base import Turn
 
 
 class OraclePolicy:
@@ -17,11 +10,8 @@ class OraclePolicy:
 
     name = "oracle"
 
-    def __init__(self, api: EpisodeAPI) -> None:
-        self._api = api
-
-    async def act(self, session_id: str, observation: Observation, rng: random.Random) -> str:
-        return await self._api.oracle_action(session_id)
+    async def act(self, turn: Turn) -> str:
+        return await turn.oracle()
 
 
 class RandomPolicy:
@@ -29,5 +19,6 @@ class RandomPolicy:
 
     name = "random"
 
-    async def act(self, session_id: str, observation: Observation, rng: random.Random) -> str:
-        return rng.choice(observation.valid_actions) if observation.valid_actions else "look"
+    async def act(self, turn: Turn) -> str:
+        actions = turn.observation.valid_actions
+        return turn.rng.choice(actions) if actions else "look"

@@ -31,7 +31,7 @@ proto-check: $(STAMP)
 		cd proto && ../$(VENV)/bin/buf breaking --against '../.git#branch=main,subdir=proto' && echo "buf breaking: no breaking change against main"; \
 	else echo "buf breaking: main has no proto yet, nothing to compare"; fi
 
-test: install proto-check
+test: install proto-check ops-tools
 	$(PY) -m pytest -q
 
 bench: install
@@ -47,3 +47,26 @@ serve: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+.PHONY: ops-tools k8s-check deploy undeploy
+
+# Prometheus and promtool for the monitoring tests (Debian's package); kubectl and kubernetes-validate come with
+# the dev extra. Quick when they are there already.
+ops-tools:
+	@bash scripts/install-ops-tools.sh
+
+# The generated k8s/ files are current, every overlay validates offline, and the ops tests pass.
+k8s-check: install ops-tools
+	$(PY) -m ops check
+	$(PY) -m ops validate
+	$(PY) -m pytest -q tests/ops
+
+# Build and push the images, apply k8s/overlays/$(OVERLAY) and wait for the rollouts (scripts/deploy.sh says more):
+#   make deploy REGISTRY=ghcr.io/acme/shiftgym OVERLAY=gpu-job [TAG=...] [NAMESPACE=shiftgym] [KUBECONTEXT=...]
+deploy: install
+	@REGISTRY="$(REGISTRY)" TAG="$(TAG)" OVERLAY="$(OVERLAY)" NAMESPACE="$(NAMESPACE)" KUBECONTEXT="$(KUBECONTEXT)" \
+		bash scripts/deploy.sh deploy
+
+undeploy: install
+	@REGISTRY="$(REGISTRY)" TAG="$(TAG)" OVERLAY="$(OVERLAY)" NAMESPACE="$(NAMESPACE)" KUBECONTEXT="$(KUBECONTEXT)" \
+		bash scripts/deploy.sh undeploy

@@ -97,6 +97,8 @@ class EpisodeRunner:
         self.shaping = shaping
         self.system_prompt = system_prompt
         self.episode_timeout_s = episode_timeout_s
+        # Episode outcomes go to the pool's rollout metrics (shiftgym_rollout_episodes_total).
+        self.metrics = getattr(source, "rollout_metrics", None)
         self._glue: dict[int, ChatGlue] = {}
 
     def glue(self, tokenizer: Any) -> ChatGlue:
@@ -107,6 +109,12 @@ class EpisodeRunner:
 
     async def run(self, spec: EpisodeSpec, policy: TextPolicy | TokenPolicy, sample_seed: int = 0) -> Trajectory:
         """Play one episode. `sample_seed` seeds the policy's sampling (k samples of a task differ by it)."""
+        trajectory = await self._run(spec, policy, sample_seed)
+        if self.metrics is not None:
+            self.metrics.episode_over(spec.env, trajectory.interface or "original", trajectory.status)
+        return trajectory
+
+    async def _run(self, spec: EpisodeSpec, policy: TextPolicy | TokenPolicy, sample_seed: int) -> Trajectory:
         base = Trajectory(env=spec.env, task_id=spec.task_id, seed=spec.seed, interface=spec.interface_name,
                           status="failed")
         try:

@@ -30,4 +30,5 @@ def test_the_python_examples_run_against_a_real_server(capsys):
         assert server.runtime.open_sessions == 0
     printed = capsys.readouterr().out
     assert "success after" in printed
+    assert "completed success" in printed  # the training example played its episode through the pool
     assert "action_format(format=function_call)" in printed and "lexicon" in printed

@@ -5,14 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from env_server.runtime import Limits
-from tests.servers import ServerThread
 from trainer.chat import ChatGlue
 from trainer.client.env_client import EnvClient
 from trainer.client.pool import EnvPool
 from trainer.episodes import Budget, EpisodeRunner, EpisodeSpec
 from trainer.policies.base import Sampling, Turn
-from trainer.policies.hf import HFEngine
 from trainer.policies.lm import LMPolicy
 from trainer.policies.scripted import OraclePolicy, RandomPolicy
 from trainer.rl.grpo import token_log_probs
@@ -24,16 +21,13 @@ CHOICE_INTERFACE = (("action_list", {"show": "every"}),)
 
 
 @pytest.fixture(scope="module")
-def server():
-    with ServerThread("babyai", Limits(enable_oracle=True)) as running:
-        yield running
+def server(babyai_server):
+    return babyai_server
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_model_dir):
-    engine = HFEngine.from_pretrained(str(tiny_model_dir))
-    yield engine
-    engine.close()
+def engine(tiny_engine):
+    return tiny_engine
 
 
 async def _run(server, policy, spec=EpisodeSpec("babyai", TASK, seed=0), budget=Budget(), sample_seed=0, **kw):

@@ -36,13 +36,11 @@ from openrlhf.utils.seqlen_balancing import (
     get_seqlen_balanced_partitions,
 )
 
-from env_server.runtime import Limits
 from tests.fakes.vllm_engine import FakeSamplingParams, FakeVLLMEngine
-from tests.servers import ServerProcess, ServerThread
+from tests.servers import ServerProcess
 from tests.trainer import openrlhf_code
 from trainer.datasets import EpisodeLabel, PromptCell, server_task_lister, write_prompts
 from trainer.launch import AGENT_FILE, AgentConfig, LaunchConfig
-from trainer.policies.hf import HFEngine
 from trainer.rl.losses import group_advantages, policy_loss
 
 TASK = "babyai/train/easy/GoToRedBall-00003"
@@ -106,16 +104,13 @@ def label(max_turns: int = 2, interface=LISTED) -> str:
 
 
 @pytest.fixture(scope="module")
-def server():
-    with ServerThread("babyai", Limits(enable_oracle=True)) as running:
-        yield running
+def server(babyai_server):
+    return babyai_server
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_model_dir):
-    engine = HFEngine.from_pretrained(str(tiny_model_dir))
-    yield engine
-    engine.close()
+def engine(tiny_engine):
+    return tiny_engine
 
 
 @pytest.fixture

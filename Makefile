@@ -11,11 +11,11 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: install proto proto-check test bench run serve clean
 
-$(STAMP): pyproject.toml requirements/no-deps.txt
+$(STAMP): pyproject.toml requirements/no-deps.txt requirements/trainer-no-deps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
-	$(PY) -m pip install -q --no-deps -r requirements/no-deps.txt
+	$(PY) -m pip install -q --no-deps -r requirements/no-deps.txt -r requirements/trainer-no-deps.txt
 	touch $@
 
 install: $(STAMP)

@@ -123,7 +123,7 @@ class EpisodeRunner:
         except TimeoutError:
             return self._failed(base, f"episode exceeded {self.episode_timeout_s:g} s")
         except EpisodeFailed as err:
-            return self._failed(base, str(err))
+            return self._failed(replace(base, retryable=err.retryable), str(err))
         except EnvCallError as err:
             return self._failed(base, f"env call failed: {err.code.name}: {err.message}")
 

@@ -38,9 +38,6 @@ from trainer.trajectory import Trajectory
 log = logging.getLogger("shiftgym.openrlhf_agent")
 
 DEFAULT_TURN_TOKENS = 512  # when neither SHIFTGYM_TURN_TOKENS nor --rollout.max_new_tokens says
-# Failures worth playing again from Reset (EpisodeFailed.retryable in trainer/client/pool.py); the runner records
-# an EpisodeFailed as "<reason>: <message>".
-RETRYABLE_REASONS = frozenset({"pod_lost", "session_lost", "pods_full", "no_pods", "deadline"})
 # Every sample carries the same keys: OpenRLHF turns each into a per-sample tensor of its Experience.info.
 EXTRA_LOG_KEYS = ("env_success", "env_score", "env_failed", "env_truncated", "env_turns", "env_invalid_actions",
                   "env_action_tokens", "env_attempts")
@@ -104,8 +101,7 @@ class AgentExecutor(AgentExecutorBase):
                 return trajectory, attempts
             log.warning("episode failed", extra={"env": episode.env, "task_id": episode.task_id,
                                                  "reason": trajectory.reason, "attempt": attempts})
-            retryable = trajectory.reason.split(":", 1)[0] in RETRYABLE_REASONS
-            if not retryable or attempts >= self.settings.episode_attempts:
+            if not trajectory.retryable or attempts >= self.settings.episode_attempts:
                 return trajectory, attempts
 
     def _failed(self, env: str, task_id: str, seed: int, reason: str) -> Trajectory:

@@ -29,6 +29,7 @@ class Trajectory:
     interface: str
     status: Status
     reason: str = ""  # why a failed episode failed, or what ended a truncated one
+    retryable: bool = False  # a failed episode that may succeed when played again from Reset (a lost pod)
     success: bool = False
     score: float = 0.0
     reward: float = 0.0  # the shaped scalar the learner optimises

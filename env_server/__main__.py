@@ -15,6 +15,7 @@ from env_server import logs, registry
 from env_server.errors import EnvServerError
 from env_server.metrics import ServerMetrics
 from env_server.runtime import Limits
+from env_server.security import ServerSecurity, load_tokens
 from env_server.server import build_server
 
 log = logging.getLogger("env_server")
@@ -33,6 +34,8 @@ def cli() -> None:
 @click.option("--port", default=50051, show_default=True, help="gRPC port (0 picks a free one).")
 @click.option("--metrics-port", default=9100, show_default=True, help="Prometheus /metrics port (-1 to disable).")
 @click.option("--max-sessions", default=_DEFAULTS.max_sessions, show_default=True)
+@click.option("--max-sessions-per-client", default=_DEFAULTS.max_sessions_per_client, show_default=True,
+              help="Open sessions one client (mTLS subject, token name or peer address) may hold; 0: no quota.")
 @click.option("--idle-ttl-s", default=_DEFAULTS.idle_ttl_s, show_default=True, help="Close sessions untouched this long.")
 @click.option("--finished-ttl-s", default=_DEFAULTS.finished_ttl_s, show_default=True,
               help="Keep finished episodes this long for retried steps.")
@@ -43,29 +46,45 @@ def cli() -> None:
 @click.option("--event-loop", type=click.Choice(["uvloop", "asyncio"]), default="uvloop", show_default=True,
               help="uvloop takes less CPU per message than asyncio's own loop.")
 @click.option("--log-level", default="info", show_default=True)
-def serve(env_name: str, host: str, port: int, metrics_port: int, max_sessions: int, idle_ttl_s: float,
-          finished_ttl_s: float, max_action_bytes: int, env_threads: int, enable_oracle: bool, drain_grace_s: float,
-          event_loop: str, log_level: str) -> None:
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), envvar="SHIFTGYM_TLS_CERT",
+              help="PEM certificate (chain) to serve TLS with; needs --tls-key. [env SHIFTGYM_TLS_CERT]")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), envvar="SHIFTGYM_TLS_KEY",
+              help="PEM private key of --tls-cert. [env SHIFTGYM_TLS_KEY]")
+@click.option("--tls-client-ca", type=click.Path(dir_okay=False, path_type=Path), envvar="SHIFTGYM_TLS_CLIENT_CA",
+              help="PEM CA bundle: require client certificates it signed (mutual TLS). [env SHIFTGYM_TLS_CLIENT_CA]")
+@click.option("--auth-tokens-file", type=click.Path(dir_okay=False, path_type=Path), envvar="SHIFTGYM_AUTH_TOKENS_FILE",
+              help="Require `authorization: Bearer TOKEN` on every RPC but health checks; one NAME:TOKEN a line. "
+                   "[env SHIFTGYM_AUTH_TOKENS_FILE]")
+def serve(env_name: str, host: str, port: int, metrics_port: int, max_sessions: int, max_sessions_per_client: int,
+          idle_ttl_s: float, finished_ttl_s: float, max_action_bytes: int, env_threads: int, enable_oracle: bool,
+          drain_grace_s: float, event_loop: str, log_level: str, tls_cert: Path | None, tls_key: Path | None,
+          tls_client_ca: Path | None, auth_tokens_file: Path | None) -> None:
     """Serve one environment over gRPC until SIGTERM or SIGINT, then drain and exit 0."""
     logs.configure(log_level)
     limits = Limits(
-        max_sessions=max_sessions, idle_ttl_s=idle_ttl_s, finished_ttl_s=finished_ttl_s,
-        max_action_bytes=max_action_bytes, env_threads=env_threads, enable_oracle=enable_oracle,
+        max_sessions=max_sessions, max_sessions_per_client=max_sessions_per_client, idle_ttl_s=idle_ttl_s,
+        finished_ttl_s=finished_ttl_s, max_action_bytes=max_action_bytes, env_threads=env_threads,
+        enable_oracle=enable_oracle,
     )
     try:
+        tokens = load_tokens(auth_tokens_file) if auth_tokens_file else {}
+        security = ServerSecurity(tls_cert, tls_key, tls_client_ca, tokens)
         run = uvloop.run if event_loop == "uvloop" else asyncio.run
-        run(_serve(env_name, f"{host}:{port}", metrics_port, limits, drain_grace_s))
-    except (EnvServerError, OSError) as err:
+        run(_serve(env_name, f"{host}:{port}", metrics_port, limits, drain_grace_s, security))
+    except (EnvServerError, OSError, ValueError) as err:
         raise click.ClickException(str(err)) from None
 
 
-async def _serve(env_name: str, address: str, metrics_port: int, limits: Limits, drain_grace_s: float) -> None:
+async def _serve(env_name: str, address: str, metrics_port: int, limits: Limits, drain_grace_s: float,
+                 security: ServerSecurity) -> None:
     environment = registry.load(env_name)
     metrics = ServerMetrics(environment.spec.name)
-    server = await build_server(environment, address, limits, metrics)
+    server = await build_server(environment, address, limits, metrics, security)
     await server.start()
     metrics_bound = metrics.serve(metrics_port) if metrics_port >= 0 else None
-    log.info("serving", extra={"env": env_name, "port": server.port, "metrics_port": metrics_bound})
+    log.info("serving", extra={"env": env_name, "port": server.port, "metrics_port": metrics_bound,
+                               "tls": "mutual" if security.tls_client_ca else "on" if security.tls else "off",
+                               "auth_tokens": len(security.tokens)})
     # A line tools can wait for; the port is the bound one, also when 0 was asked for.
     print(f"READY port={server.port} metrics_port={metrics_bound}", flush=True)
     stop = asyncio.Event()

@@ -20,6 +20,7 @@ from env_server import registry
 from env_server.envs.base import Environment
 from env_server.metrics import ServerMetrics
 from env_server.runtime import Limits, Runtime
+from env_server.security import ServerSecurity
 from env_server.service import EnvironmentServicer, safe_deserializer
 from shiftgym.env.v1 import env_pb2 as pb
 
@@ -91,18 +92,25 @@ async def build_server(
     address: str = "127.0.0.1:0",
     limits: Limits | None = None,
     metrics: ServerMetrics | None = None,
+    security: ServerSecurity | None = None,
 ) -> EnvServer:
-    """Build (not start) a server for one environment; the returned port is the one actually bound."""
+    """Build (not start) a server for one environment; the returned port is the one actually bound.
+
+    `security` adds TLS or mutual TLS and bearer tokens (env_server/security.py); without it the port is plaintext.
+    """
     environment = registry.load(env) if isinstance(env, str) else env
     limits = limits or Limits()
     metrics = metrics or ServerMetrics(environment.spec.name)
+    security = security or ServerSecurity()
     runtime = Runtime(environment, limits, metrics)
-    server = grpc.aio.server(options=_OPTIONS, maximum_concurrent_rpcs=None)
-    server.add_generic_rpc_handlers((_handlers(EnvironmentServicer(runtime)),))
+    interceptors = security.interceptors(lambda method: metrics.error(method.rsplit("/", 1)[-1], "UNAUTHENTICATED"))
+    server = grpc.aio.server(options=_OPTIONS, maximum_concurrent_rpcs=None, interceptors=interceptors)
+    server.add_generic_rpc_handlers((_handlers(EnvironmentServicer(runtime, security)),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(address)
+    credentials = security.credentials()
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {address}: the port is taken or the address is not local")
     return EnvServer(server, port, runtime, health_servicer)

@@ -12,8 +12,9 @@ import grpc
 
 from env_server import convert
 from env_server.adapters.base import KINDS
-from env_server.errors import EnvServerError, InvalidRequest
-from env_server.runtime import Runtime
+from env_server.errors import EnvServerError, InvalidRequest, SessionLimit
+from env_server.runtime import RETRY_AFTER_S, Runtime
+from env_server.security import ServerSecurity, client_identity
 from env_server.types import TaskInfo
 from shiftgym.env.v1 import env_pb2 as pb
 
@@ -22,8 +23,9 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-# Requests of one Session stream handled at once; further reads wait, which pushes back on the client.
-STREAM_IN_FLIGHT = 1024
+# gRPC's retry pushback trailer (gRFC A6): how long a client should wait before retrying a RESOURCE_EXHAUSTED Reset.
+RETRY_PUSHBACK = "grpc-retry-pushback-ms"
+MAX_MESSAGE_ENCODED = 2048  # bytes of an error message once percent-encoded for the grpc-message trailer
 
 
 class MalformedRequest:
@@ -45,16 +47,33 @@ def safe_deserializer(message_type: type) -> Callable[[bytes], object]:
 
 def _status_of(err: Exception, method: str) -> tuple[grpc.StatusCode, str]:
     if isinstance(err, EnvServerError):
-        return err.code, str(err)
+        return err.code, _bounded(str(err))
     error_id = secrets.token_hex(4)
     log.exception("unexpected error in %s", method, extra={"error_id": error_id})
     return grpc.StatusCode.INTERNAL, f"internal error {error_id}; the server log has the details"
 
 
+def _bounded(message: str) -> str:
+    """A message cut in its middle to fit the status trailer. Messages quote what the client sent (a task id, an
+    adapter name), and gRPC percent-encodes a message into metadata that clients refuse beyond 8 KiB (as
+    RESOURCE_EXHAUSTED); the start says what was wrong and the end how to fix it, so both stay."""
+    if _encoded_len(message) <= MAX_MESSAGE_ENCODED:
+        return message
+    head, tail = message[:MAX_MESSAGE_ENCODED // 6], message[-MAX_MESSAGE_ENCODED // 12:]
+    while _encoded_len(head) + _encoded_len(tail) > MAX_MESSAGE_ENCODED - 20:
+        head, tail = head[: len(head) * 3 // 4], tail[len(tail) // 4:]
+    return f"{head} ... {tail}"
+
+
+def _encoded_len(text: str) -> int:
+    return sum(1 if 0x20 <= b < 0x7F and b != 0x25 else 3 for b in text.encode("utf-8", "replace"))
+
+
 class EnvironmentServicer:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, security: ServerSecurity | None = None) -> None:
         self.runtime = runtime
         self.metrics = runtime.metrics
+        self.security = security
 
     # --- unary RPCs ---------------------------------------------------------------------------------
 
@@ -65,7 +84,8 @@ class EnvironmentServicer:
         return await self._unary("ListTasks", request, context, self._list_tasks)
 
     async def Reset(self, request: object, context: grpc.aio.ServicerContext) -> pb.ResetResponse:
-        return await self._unary("Reset", request, context, self._reset)
+        client = client_identity(context, self.security)
+        return await self._unary("Reset", request, context, lambda r: self._reset(r, client))
 
     async def Step(self, request: object, context: grpc.aio.ServicerContext) -> pb.StepResponse:
         return await self._unary("Step", request, context, self._step)
@@ -84,6 +104,8 @@ class EnvironmentServicer:
         except Exception as err:
             code, message = _status_of(err, method)
             self.metrics.error(method, code.name)
+            if isinstance(err, SessionLimit):
+                context.set_trailing_metadata(((RETRY_PUSHBACK, str(int(RETRY_AFTER_S * 1000))),))
             await context.abort(code, message)
             raise  # unreachable: abort raises
 
@@ -92,15 +114,15 @@ class EnvironmentServicer:
     async def Session(
         self, requests: AsyncIterator[object], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SessionResponse]:
+        # A slot is held from reading a request until its response is written, so a client that stops reading
+        # holds at most stream_in_flight answers here; then reads stop and HTTP/2 flow control stalls the client.
         responses: asyncio.Queue[pb.SessionResponse | None] = asyncio.Queue()
-        slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
+        slots = asyncio.Semaphore(self.runtime.limits.stream_in_flight)
         tasks: set[asyncio.Task[None]] = set()
+        client = client_identity(context, self.security)
 
         async def answer(request: object) -> None:
-            try:
-                responses.put_nowait(await self._session_request(request))
-            finally:
-                slots.release()
+            responses.put_nowait(await self._session_request(request, client))
 
         async def read_all() -> None:
             try:
@@ -118,12 +140,13 @@ class EnvironmentServicer:
         try:
             while (response := await responses.get()) is not None:
                 yield response
+                slots.release()
         finally:
             reader.cancel()
             for task in list(tasks):
                 task.cancel()
 
-    async def _session_request(self, request: object) -> pb.SessionResponse:
+    async def _session_request(self, request: object, client: str) -> pb.SessionResponse:
         correlation_id = getattr(request, "correlation_id", "")
         kind = request.WhichOneof("kind") if isinstance(request, pb.SessionRequest) else None
         try:
@@ -132,7 +155,7 @@ class EnvironmentServicer:
             if kind is None:
                 raise InvalidRequest("session request carries no reset, step, close or oracle_action")
             handle = {
-                "reset": self._reset,
+                "reset": lambda r: self._reset(r, client),
                 "step": self._step,
                 "close": self._close,
                 "oracle_action": self._oracle_action,
@@ -176,13 +199,14 @@ class EnvironmentServicer:
             for task in self.runtime.env.tasks(s, d)
         ]
 
-    async def _reset(self, request: pb.ResetRequest) -> pb.ResetResponse:
+    async def _reset(self, request: pb.ResetRequest, client: str) -> pb.ResetResponse:
         opened = await self.runtime.reset(
             convert.selector_from_proto(request),
             seed=request.seed,
             interface=convert.interface_from_proto(request.interface),
             max_turns=request.max_turns,
             client_episode_id=request.client_episode_id,
+            client=client,
         )
         return convert.opened_to_proto(opened)
 

@@ -15,7 +15,7 @@ from env_server.adapters.syntax import is_template, join_action, matches_templat
 from env_server.types import Observation
 
 ARGUMENT = "input"  # the one argument of every tool: the action's text after its verb
-_NUMBER = re.compile(r"^[(#]?\s*(\d+)\s*[.):]?$")
+_NUMBER = re.compile(r"^[(#]?\s*(\d{1,9})\s*[.):]?$")  # bounded: int() refuses strings of over 4300 digits
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
@@ -149,7 +149,7 @@ def _load_call(text: str) -> tuple[str, str] | Rejected:
         raw = fenced.group(1)
     try:
         call = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter's stack allows
         return Rejected(f"That is not JSON. {usage}")
     if not isinstance(call, dict) or not isinstance(call.get("name"), str) or set(call) - {"name", "arguments"}:
         return Rejected(f'A call is an object with a string "name" and an "arguments" object. {usage}')
@@ -157,7 +157,7 @@ def _load_call(text: str) -> tuple[str, str] | Rejected:
     if isinstance(arguments, str):  # OpenAI-style arguments given as a JSON string
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             return Rejected(f'"arguments" is a string that is not JSON. {usage}')
     if not isinstance(arguments, dict) or set(arguments) - {ARGUMENT}:
         return Rejected(f'The only argument is "input". {usage}')

@@ -22,10 +22,11 @@ DEFAULT_TIMEOUT_S = 30.0
 
 
 class AsyncEnvClient:
-    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 security: channels.ChannelSecurity | None = None) -> None:
         self.target = target
         self.timeout_s = timeout_s
-        self._channel = channels.open_async_channel(target)
+        self._channel = channels.open_async_channel(target, security)
         self._stub = env_pb2_grpc.EnvironmentServiceStub(self._channel)
 
     async def __aenter__(self) -> "AsyncEnvClient":
@@ -84,10 +85,11 @@ class AsyncEnvClient:
 class EnvClient:
     """The blocking twin of AsyncEnvClient, for scripts, notebooks and the Gymnasium adapter."""
 
-    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, target: str, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 security: channels.ChannelSecurity | None = None) -> None:
         self.target = target
         self.timeout_s = timeout_s
-        self._channel = channels.open_channel(target)
+        self._channel = channels.open_channel(target, security)
         self._stub = env_pb2_grpc.EnvironmentServiceStub(self._channel)
 
     def __enter__(self) -> "EnvClient":

@@ -119,13 +119,13 @@ class EpisodeFailed(Exception):
 class _Pod:
     """One env server: its channel, a Session stream for episode traffic, its health and its open episodes."""
 
-    def __init__(self, target: str, call_s: float) -> None:
+    def __init__(self, target: str, call_s: float, security: channels.ChannelSecurity | None = None) -> None:
         self.target = target
         self.call_s = call_s
         self.healthy = False
         self.retired = False  # gone from DNS: no new episodes; closed when its last one ends
         self.in_flight = 0  # episodes placed here and not yet over
-        self.channel = channels.open_async_channel(target)
+        self.channel = channels.open_async_channel(target, security)
         self._stub = env_pb2_grpc.EnvironmentServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self._health = health_pb2_grpc.HealthStub(self.channel)
         self._stream: AsyncSessionStream | None = None
@@ -223,6 +223,7 @@ class EnvPool:
         metrics: RolloutMetrics | None = None,
         health_interval_s: float = 2.0,
         resolve_interval_s: float = 30.0,
+        security: channels.ChannelSecurity | None = None,  # default: ChannelSecurity.from_env()
     ) -> None:
         if max_episodes < 1 or health_interval_s <= 0:
             raise ValueError(f"max_episodes must be >= 1 and health_interval_s > 0; got {max_episodes}, "
@@ -233,6 +234,7 @@ class EnvPool:
         self.retries = retries
         self.max_episodes = max_episodes
         self.health_interval_s = health_interval_s
+        self.security = security or channels.ChannelSecurity.from_env()
         self.rollout_metrics = metrics or RolloutMetrics()
         self.metrics: EnvMetrics = self.rollout_metrics.for_env(env)
         self.info: ServerInfo | None = None  # what the first healthy pod's Describe said at start
@@ -470,7 +472,7 @@ class EnvPool:
             if target in self._pods:
                 self._pods[target].retired = False
             else:
-                self._pods[target] = pod = _Pod(target, self.deadlines.call_s)
+                self._pods[target] = pod = _Pod(target, self.deadlines.call_s, self.security)
                 added.append(pod)
         for target, pod in list(self._pods.items()):
             if target not in targets and not pod.retired:
@@ -529,12 +531,13 @@ class EnvFleet(Mapping[str, EnvPool]):
         metrics: RolloutMetrics | None = None,
         health_interval_s: float = 2.0,
         resolve_interval_s: float = 30.0,
+        security: channels.ChannelSecurity | None = None,
     ) -> None:
         self.metrics = metrics or RolloutMetrics()
         self._pools = {
             env: EnvPool(targets, env=env, deadlines=deadlines, retries=retries, max_episodes=max_episodes,
                          metrics=self.metrics, health_interval_s=health_interval_s,
-                         resolve_interval_s=resolve_interval_s)
+                         resolve_interval_s=resolve_interval_s, security=security)
             for env, targets in endpoints.items()
         }
 

@@ -1,10 +1,10 @@
-"""FakeTrainer: a STAND-IN for the trainer run in the live Prometheus test, until the trainer serves its own metrics.
+"""FakeTrainer: a STAND-IN trainer in the live Prometheus test, beside a real `shiftgym train` run: it makes the
+failure series (refused resets, retries, failed rollouts) a healthy run never makes.
 
 It plays real episodes against real env servers through trainer.client.env_client (oracle actions after one
 invalid action, so the servers count valid and invalid steps, successes and errors) and exports the trainer's
 series with prometheus_client: `shiftgym_rollout_*` as trainer/client/rollout_metrics.py names them and
-`shiftgym_train_*` (training progress, which nothing exports yet). Replace it with the real trainer run
-(with its metrics port) once the trainer exports both; the test's expressions stay the same.
+`shiftgym_train_*` as trainer/rl/metrics.py names them.
 
     python -m tests.ops.fake_trainer --target babyai=127.0.0.1:50051 --target textcraft=127.0.0.1:50052
 

@@ -1,8 +1,9 @@
-"""A real Prometheus (Debian's package, on 127.0.0.1) scrapes live env servers and a trainer stand-in; every PromQL
+"""A real Prometheus (Debian's package, on 127.0.0.1) scrapes live env servers, a real CPU training run and a
+trainer stand-in (which also drives the failure series a healthy run never makes); every PromQL
 expression of the generated dashboard and alerts must return series, and the alert rules must load and evaluate.
 
-The trainer side is tests/ops/fake_trainer.py, a STAND-IN for the trainer run that plays real episodes over the
-env servers and exports the trainer's series; swap it for the real trainer once that serves its metrics.
+tests/ops/fake_trainer.py plays real episodes over the env servers and exports the trainer's series, including
+refused resets, retries and failed rollouts that a healthy `shiftgym train` run does not produce.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import yaml
 
 from ops import alerts, dashboard, promql
 from trainer.local_servers import REPO, LocalServer
+from trainer.tiny import make_tiny
 
 NAMESPACE = "shiftgym"
 # What Grafana puts in for the dashboard's variables; the rate window spans several of the 1 s scrapes.
 GRAFANA_VARIABLES = {"$__rate_interval": "15s", "$namespace": NAMESPACE, "$env": ".*"}
 SETTLE_S = 60.0
+REAL_TRAINER_POD = "shiftgym-trainer-real"
 # Loopback only: never hand these requests to a proxy from the environment.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -122,6 +125,16 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
              "--target", f"textcraft={textcraft.target}", "--duration-s", "240"],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )
+        # Next to the stand-in, a real training run: `shiftgym train` (CPU GRPO on a tiny model) serving its
+        # shiftgym_rollout_* and shiftgym_train_* series, scraped as another trainer pod.
+        model = make_tiny(workdir / "tiny", envs=["babyai"], seed=0, vocab_size=512)
+        real_port = _free_port()
+        real = subprocess.Popen(
+            [sys.executable, "-m", "trainer.cli", "train", "--model", str(model), "--out", str(workdir / "trained"),
+             "--env", "babyai", "--endpoints", babyai.target, "--steps", "1000", "--tasks-per-step", "2",
+             "--group-size", "2", "--max-turns", "3", "--metrics-port", str(real_port)],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
         try:
             line = trainer.stdout.readline()  # type: ignore[union-attr]
             assert line.startswith("READY"), f"the trainer stand-in did not start: {line!r}"
@@ -129,7 +142,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
             prom = Prometheus(workdir, {
                 promql.ENV_JOB: [(s.metrics_port, {"service": s.env, "pod": f"{s.env}-0"})
                                  for s in (babyai, textcraft)],
-                promql.TRAINER_JOB: [(trainer_port, {"pod": "shiftgym-trainer-0"})],
+                promql.TRAINER_JOB: [(trainer_port, {"pod": "shiftgym-trainer-0"}),
+                                     (real_port, {"pod": REAL_TRAINER_POD})],
             })
             try:
                 deadline = time.monotonic() + SETTLE_S
@@ -139,8 +153,19 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
             finally:
                 prom.stop()
         finally:
-            trainer.terminate()
-            trainer.wait(timeout=30)
+            for process in (trainer, real):
+                process.terminate()
+                process.wait(timeout=30)
+
+
+def test_a_real_training_run_is_scraped(prometheus: Prometheus) -> None:
+    selector = f'{{pod="{REAL_TRAINER_POD}"}}'
+    wanted = [f"shiftgym_train_steps_total{selector} > 0", f"shiftgym_train_last_step_timestamp_seconds{selector}",
+              f"shiftgym_rollout_episodes_total{selector}", f"shiftgym_rollout_steps_total{selector} > 0"]
+    deadline = time.monotonic() + 120  # the first GRPO step of a tiny model takes seconds, more on a busy machine
+    while (missing := [e for e in wanted if not prometheus.query(e)]) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not missing, f"the real trainer's series are missing: {missing}"
 
 
 def test_every_dashboard_query_returns_series(prometheus: Prometheus) -> None:

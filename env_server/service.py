@@ -40,7 +40,9 @@ def safe_deserializer(message_type: type) -> Callable[[bytes], object]:
         try:
             return message_type.FromString(data)
         except Exception as err:  # DecodeError, or UnicodeDecodeError for invalid UTF-8 in a string field
-            return MalformedRequest(f"request is not a valid {message_type.DESCRIPTOR.name}: {err}")
+            # protobuf's own words vary by version and rarely name the cause; say what usually is.
+            return MalformedRequest(f"request is not a valid {message_type.DESCRIPTOR.name} (check that string "
+                                    f"fields are valid UTF-8 and the message matches the proto): {err}")
 
     return parse
 

@@ -5,7 +5,7 @@ import warnings
 
 from shiftgym.env.v1 import env_pb2 as shiftgym_dot_env_dot_v1_dot_env__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.81.0'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

@@ -1,0 +1,1 @@
+"""Reports built from the results store: metrics, failure tags, tables and plots."""

@@ -38,9 +38,23 @@ bench: install
 	$(PY) -m bench.transport --out bench/results/transport.md
 	$(PY) -m bench.envs --out bench/results/envs.md
 	$(PY) -m bench.adapters --out bench/results/adapters.md
+	$(PY) -m bench.warm_start --out bench/results/warm_start.md
 
+
+.PHONY: load soak
+
+# Thousands of concurrent episodes per env server, then more than its session limit (bench/results/load.md).
+load: install
+	$(PY) -m bench.load --out bench/results/load.md
+
+# Steady load for MINUTES (default 30) with RSS and open sessions per env every minute (bench/results/soak.md).
+soak: install
+	$(PY) -m bench.soak --minutes $(or $(MINUTES),30) --out bench/results/soak.md
+
+# The smoke grid (trainer/grid/presets.py) on a local env fleet (one server per env on loopback, stopped on exit,
+# Ctrl-C included); resumes what RUN_DIR already holds. Prints where the report is.
 run: install
-	$(PY) -m trainer.demo
+	$(PY) -m trainer.cli grid run --preset $(or $(PRESET),smoke) --out $(or $(RUN_DIR),results/run)
 
 serve: install
 	$(PY) -m env_server serve --env $(or $(ENV),babyai) --port $(or $(PORT),50051) --metrics-port $(or $(METRICS_PORT),9100)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
+from trainer.bc_dataset import bc_data_command
 from trainer.datasets import main as dataset_command
+from trainer.grid.cli import register as register_grid_commands
+from trainer.rl.sft import warm_start_command
 from trainer.rl.train_command import train_command
 from trainer.tiny import tiny_model_command
 
@@ -17,6 +20,9 @@ def main() -> None:
 main.add_command(tiny_model_command)
 main.add_command(train_command)
 main.add_command(dataset_command, name="dataset")
+main.add_command(bc_data_command)
+main.add_command(warm_start_command)
+register_grid_commands(main)  # shiftgym grid run|show|emit, shiftgym report
 
 if __name__ == "__main__":
     main()

@@ -112,7 +112,8 @@ def test_every_rpc_without_a_valid_bearer_token_is_unauthenticated(token_server)
                 err = code_of(call)
                 assert err.code == Code.UNAUTHENTICATED and says in err.message
             with client.stream() as stream:  # the stream is refused as a whole, before any episode opens
-                assert "UNAUTHENTICATED" in code_of(lambda: stream.reset(TASK)).message
+                refused = code_of(lambda: stream.reset(TASK))
+                assert refused.code == Code.UNAUTHENTICATED and "UNAUTHENTICATED" in refused.message
     assert token_server.runtime.open_sessions == 0
 
 

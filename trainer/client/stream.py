@@ -23,6 +23,9 @@ from trainer.client.errors import EnvCallError
 _BROKEN = "the Session stream ended: {reason}"
 
 
+_REFUSALS = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+
+
 def _unwrap(response: pb.SessionResponse, kind: str) -> Any:
     if response.WhichOneof("kind") == "error":
         raise EnvCallError.from_code(response.error.code, response.error.message)
@@ -58,7 +61,7 @@ class AsyncSessionStream:
             yield request
 
     async def _read(self) -> None:
-        reason = "closed by the client"
+        reason, code = "closed by the client", grpc.StatusCode.UNAVAILABLE
         try:
             async for response in self._call:
                 future = self._pending.pop(response.correlation_id, None)
@@ -66,9 +69,12 @@ class AsyncSessionStream:
                     future.set_result(response)
         except grpc.aio.AioRpcError as err:
             reason = f"{err.code().name}: {err.details()}"
+            # A stream refused for who is calling stays refused: retrying elsewhere would not help.
+            if err.code() in _REFUSALS:
+                code = err.code()
         except asyncio.CancelledError:
             reason = "cancelled"
-        self._broken = EnvCallError(grpc.StatusCode.UNAVAILABLE, _BROKEN.format(reason=reason))
+        self._broken = EnvCallError(code, _BROKEN.format(reason=reason))
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(self._broken)
@@ -144,7 +150,7 @@ class SessionStream:
             yield request
 
     def _read(self) -> None:
-        reason = "closed by the client"
+        reason, code = "closed by the client", grpc.StatusCode.UNAVAILABLE
         try:
             for response in self._call:
                 with self._lock:
@@ -153,8 +159,10 @@ class SessionStream:
                     future.set_result(response)
         except grpc.RpcError as err:
             reason = f"{err.code().name}: {err.details()}"  # type: ignore[attr-defined]
+            if err.code() in _REFUSALS:  # type: ignore[attr-defined]
+                code = err.code()  # type: ignore[attr-defined]
         with self._lock:
-            self._broken = EnvCallError(grpc.StatusCode.UNAVAILABLE, _BROKEN.format(reason=reason))
+            self._broken = EnvCallError(code, _BROKEN.format(reason=reason))
             pending, self._pending = self._pending, {}
         for future in pending.values():
             future.set_exception(self._broken)

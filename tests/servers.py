@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from concurrent.futures import Future
 
@@ -49,6 +50,13 @@ class ServerThread:
     @property
     def runtime(self):  # noqa: ANN201 - the live Runtime, for assertions on server state
         return self.server.runtime
+
+
+def free_port() -> int:
+    """A port free on loopback now, for a server that must come back on the same address."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # Tests run servers exactly as users do.

@@ -15,7 +15,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -255,12 +254,6 @@ def write_context(out: Path, wheelhouse: Path | None) -> Path:
             for wheel in sorted(wheelhouse.glob("*.whl")):
                 tar.add(wheel, arcname=f"wheelhouse/{wheel.name}", filter=_normalized)
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

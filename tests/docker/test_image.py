@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.docker import harness
+from tests.servers import free_port
 from trainer.client.env_client import EnvClient
 
 pytestmark = [
@@ -68,7 +69,7 @@ def engine() -> Iterator[harness.Engine]:
 @pytest.fixture(scope="module")
 def container(engine: harness.Engine) -> Iterator[Container]:
     name = f"shiftgym-env-server-test-{os.getpid()}"
-    port, metrics_port = harness.free_port(), harness.free_port()
+    port, metrics_port = free_port(), free_port()
     engine.docker("rm", "--force", name, check=False)
     engine.docker("run", "--detach", "--name", name, "--network=host", TAG, "--env", "babyai", "--host", "127.0.0.1",
                   "--port", str(port), "--metrics-port", str(metrics_port), "--enable-oracle")

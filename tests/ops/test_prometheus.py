@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import yaml
 from ops import alerts, dashboard, promql
 from trainer.local_servers import REPO, LocalServer
 from trainer.tiny import make_tiny
+from tests.servers import free_port
 
 NAMESPACE = "shiftgym"
 # What Grafana puts in for the dashboard's variables; the rate window spans several of the 1 s scrapes.
@@ -35,19 +35,13 @@ REAL_TRAINER_POD = "shiftgym-trainer-real"
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Prometheus:
     """One Prometheus process on loopback with a throwaway storage directory."""
 
     def __init__(self, workdir: Path, targets: dict[str, list[tuple[int, dict[str, str]]]]) -> None:
         binary = shutil.which("prometheus")
         assert binary, "prometheus is not installed: run scripts/install-ops-tools.sh (`make test` does)"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         rules = workdir / "rules.yaml"
         rules.write_text(yaml.safe_dump({"groups": alerts.rule_groups()}, sort_keys=False))
@@ -128,7 +122,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         # Next to the stand-in, a real training run: `shiftgym train` (CPU GRPO on a tiny model) serving its
         # shiftgym_rollout_* and shiftgym_train_* series, scraped as another trainer pod.
         model = make_tiny(workdir / "tiny", envs=["babyai"], seed=0, vocab_size=512)
-        real_port = _free_port()
+        real_port = free_port()
         real = subprocess.Popen(
             [sys.executable, "-m", "trainer.cli", "train", "--model", str(model), "--out", str(workdir / "trained"),
              "--env", "babyai", "--endpoints", babyai.target, "--steps", "1000", "--tasks-per-step", "2",

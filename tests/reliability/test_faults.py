@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,18 +22,13 @@ from tests.servers import ServerProcess, ServerThread
 from trainer.client.env_client import AsyncEnvClient, EnvClient
 from trainer.client.errors import EnvCallError
 from trainer.client.pool import Deadlines, EnvPool, EpisodeFailed, EpisodeRequest, PooledEpisode, run_with_retries
+from tests.servers import free_port
 
 Code = grpc.StatusCode
 
 
 def task(index: int) -> str:
     return f"null/test/easy/{index:05d}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def eventually(call, timeout_s: float = 20.0):

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from trainer.client.pool import (
     run_with_retries,
 )
 from trainer.client.rollout_metrics import RolloutMetrics
+from tests.servers import free_port
 
 QUICK = Deadlines(call_s=2.0, turn_s=6.0, episode_s=60.0)
 
@@ -47,12 +47,6 @@ async def until(condition, timeout_s: float = 15.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

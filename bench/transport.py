@@ -27,6 +27,7 @@ from trainer.local_servers import LocalServer
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 16, 64, 256)
 EPISODE_TURNS = 20
+NULL_NOOP = "noop"  # the null env's do-nothing action (env_server/envs/null.py)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,12 @@ class Row:
 
 
 def choose(valid_actions: tuple[str, ...], rng: random.Random) -> str:
-    """The benchmark's policy, the same in-process and over gRPC: a seeded choice among valid actions."""
+    """The benchmark's policy, the same in-process and over gRPC: a seeded choice among valid actions, except that
+    on the null env it always says "noop". A random pick there says the task's word (and ends the episode) every
+    other step, so half the calls would be Resets; "noop" keeps every episode at the full turn limit, one Reset per
+    20 Steps as in a rollout."""
+    if NULL_NOOP in valid_actions:
+        return NULL_NOOP
     return rng.choice(valid_actions) if valid_actions else "look"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -29,14 +31,23 @@ class ServerMetrics:
             "shiftgym_env_errors_total", "Requests answered with an error status", ("env", "method", "code"),
             registry=self.registry,
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._sessions.labels(env).set(0)
 
     def reset(self, interface: str) -> None:
-        self._resets.labels(self.env, interface).inc()
+        self._child(self._resets, interface).inc()
 
     def step(self, interface: str, valid: bool, seconds: float) -> None:
-        self._steps.labels(self.env, interface, "true" if valid else "false").inc()
-        self._latency.labels(self.env, interface).observe(seconds)
+        self._child(self._steps, interface, "true" if valid else "false").inc()
+        self._child(self._latency, interface).observe(seconds)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # labels() validates and hashes on every call; a step pays for it twice, so keep the children.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.env, *labels)
+        return child
 
     def episode_over(self, interface: str, outcome: str) -> None:
         self._episodes.labels(self.env, interface, outcome).inc()

@@ -100,7 +100,7 @@ class FunctionCall:
     name: ClassVar[str] = "action_format"
 
     def render(self, obs: Observation, turn: Turn) -> Observation:
-        calls = tuple(self.encode(a, obs) for a in obs.valid_actions)
+        calls = _calls(obs.valid_actions)
         if turn.index != 0:
             return replace(obs, valid_actions=calls)
         return replace(obs, text=f"{tool_header(obs.valid_actions)}\n\n{obs.text}", valid_actions=calls)
@@ -110,13 +110,24 @@ class FunctionCall:
         if isinstance(call, Rejected):
             return call
         name, argument = call
-        verbs = {split_action(a)[0] for a in obs.valid_actions}
+        verbs = _verbs(obs.valid_actions)
         if name not in verbs and name.lower() in verbs:
             name = name.lower()
         return join_action(name, argument, style_for(name, obs.valid_actions))
 
     def encode(self, action: str, obs: Observation) -> str:
         return _call_text(action)
+
+
+# Valid-action lists repeat from turn to turn and across sessions: convert each list once.
+@lru_cache(maxsize=4096)
+def _calls(actions: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_call_text(a) for a in actions)
+
+
+@lru_cache(maxsize=4096)
+def _verbs(actions: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(split_action(a)[0] for a in actions)
 
 
 @lru_cache(maxsize=65536)

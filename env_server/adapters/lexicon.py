@@ -20,6 +20,7 @@ from env_server.errors import InvalidRequest
 from env_server.types import Observation
 
 _WORD = re.compile(r"[A-Za-z]+")
+_WORD_SPLIT = re.compile(r"([A-Za-z]+)")
 _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"
 _ENDINGS = "kxz"  # few English words end a three-syllable stem in these, so nonces rarely meet a real word
@@ -45,6 +46,7 @@ class Lexicon:
     forward: Mapping[str, str]  # entity word -> nonce, both lowercase
     backward: Mapping[str, str]
     seen: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    seen_lists: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, tokens: Sequence[str], seed: int) -> "Lexicon":
@@ -60,23 +62,44 @@ class Lexicon:
 
     def encode(self, text: str) -> str:
         # Most strings (commands, titles, buttons) come back every turn: remember their renaming.
-        cached = self.seen.get(text)
-        if cached is None:
-            cached = _WORD.sub(lambda m: _swap(m.group(0), self.forward), text)
-            if len(self.seen) < 100_000:
-                self.seen[text] = cached
-        return cached
+        renamed = self.seen.get(text)
+        if renamed is None:
+            renamed = _rename_words(text, self.forward)
+            if len(self.seen) < _REMEMBERED:
+                self.seen[text] = renamed
+        return renamed
+
+    def encode_all(self, texts: tuple[str, ...]) -> tuple[str, ...]:
+        # A valid-action list often repeats turn after turn: one lookup instead of one per action.
+        renamed = self.seen_lists.get(texts)
+        if renamed is None:
+            renamed = tuple(self.encode(t) for t in texts)
+            if len(self.seen_lists) < _REMEMBERED_LISTS:
+                self.seen_lists[texts] = renamed
+        return renamed
 
     def decode(self, text: str) -> str:
-        return _WORD.sub(lambda m: _swap(m.group(0), self.backward), text)
+        return _rename_words(text, self.backward)  # model text rarely repeats: nothing to remember
+
+
+_REMEMBERED = 100_000  # strings per lexicon; past that, new ones are renamed without being kept
+_REMEMBERED_LISTS = 4_096
+
+
+def _rename_words(text: str, table: Mapping[str, str]) -> str:
+    # split() with a capturing group puts the words at odd indices; cheaper than a Python callback per word.
+    parts = _WORD_SPLIT.split(text)
+    for i in range(1, len(parts), 2):
+        parts[i] = _swap(parts[i], table)
+    return "".join(parts)
 
 
 def _swap(token: str, table: Mapping[str, str]) -> str:
+    if token.islower():
+        return table.get(token, token)
     new = table.get(token.lower())
     if new is None:
         return token
-    if token.islower():
-        return new
     if token.isupper():
         return new.upper()
     if token.istitle():
@@ -101,7 +124,7 @@ class LexiconAdapter:
 
     def render(self, obs: Observation, turn: Turn) -> Observation:
         return replace(obs, text=self.lexicon.encode(obs.text),
-                       valid_actions=tuple(self.lexicon.encode(a) for a in obs.valid_actions),
+                       valid_actions=self.lexicon.encode_all(obs.valid_actions),
                        fields=_rename(dict(obs.fields), self.lexicon))
 
     def parse(self, text: str, obs: Observation) -> str | Rejected:

@@ -6,6 +6,7 @@ trainer that renders its own prompt should leave this adapter out.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -27,7 +28,7 @@ class PromptStyle:
     def render(self, obs: Observation, turn: Turn) -> Observation:
         # Valid actions are listed as they are written here (`Action: ...`), so adapters after this one that
         # number or wrap the listed actions still recognise what encode() produces.
-        actions = tuple(self.encode(a, obs) for a in obs.valid_actions)
+        actions = _action_lines(obs.valid_actions) if self.style == "react" else obs.valid_actions
         if turn.index != 0:
             return replace(obs, valid_actions=actions)
         header = REACT_HEADER if self.style == "react" else BARE_HEADER
@@ -44,6 +45,12 @@ class PromptStyle:
     def encode(self, action: str, obs: Observation) -> str:
         # The thought is optional when parsing, so the encoded action is the action line alone.
         return f"Action: {action}" if self.style == "react" else action
+
+
+@lru_cache(maxsize=4096)
+def _action_lines(actions: tuple[str, ...]) -> tuple[str, ...]:
+    # Valid-action lists repeat from turn to turn and across sessions: write each list once.
+    return tuple(f"Action: {a}" for a in actions)
 
 
 KIND = register(AdapterKind(

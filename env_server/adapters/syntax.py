@@ -35,7 +35,8 @@ def join_action(verb: str, argument: str, style: Style) -> str:
     return f"{verb} {argument}" if argument else verb
 
 
-def style_for(verb: str, actions: Iterable[str]) -> Style:
+@lru_cache(maxsize=4096)
+def style_for(verb: str, actions: tuple[str, ...]) -> Style:
     """The shape `verb` takes among these actions; else the shape most of them take; else words."""
     counts: dict[Style, int] = {}
     for action in actions:

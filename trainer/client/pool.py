@@ -280,7 +280,7 @@ class EnvPool:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._every(self.health_interval_s, self._check_all)))
         if self.endpoints.dynamic:
-            self._tasks.append(loop.create_task(self._every(self.endpoints.resolve_interval_s, self._resolve)))
+            self._tasks.append(loop.create_task(self._follow_endpoints()))
 
     async def aclose(self) -> None:
         """Stop the background checks and close every stream and channel; open episodes fail with pod_lost."""
@@ -288,6 +288,7 @@ class EnvPool:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.endpoints.aclose()
         closing = [*self._closing, *(pod.aclose() for pod in self._pods.values())]
         await asyncio.gather(*closing, return_exceptions=True)
         self._pods.clear()
@@ -480,6 +481,16 @@ class EnvPool:
                 self._drop_if_idle(pod)
         await asyncio.gather(*(self._check(pod) for pod in added))
         self._publish_pods()
+
+    async def _follow_endpoints(self) -> None:
+        """Re-resolve whenever the endpoints may have changed: periodically for DNS, on each change for a watched
+        Service. Added pods are health-checked into placement; removed ones drain (see _update_pods)."""
+        while True:
+            await self.endpoints.changed()
+            try:
+                await self._resolve()
+            except Exception:  # a background job must never die quietly
+                log.exception("env pool background job failed", extra={"env": self.env})
 
     async def _every(self, interval_s: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:

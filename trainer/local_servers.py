@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import ctypes
 import os
 import signal
 import subprocess
@@ -12,6 +13,17 @@ from pathlib import Path
 from typing import IO
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _drain_when_parent_dies() -> None:
+    """In the child before exec: SIGTERM (drain, exit) when the parent dies, even by SIGKILL, so no server is left
+    behind. Linux ties this to the thread that started the child: start servers from a thread that outlives them."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class LocalServer:
@@ -25,7 +37,7 @@ class LocalServer:
     def __enter__(self) -> "LocalServer":
         env = dict(os.environ, PYTHONPATH=str(REPO), GRPC_VERBOSITY=os.environ.get("GRPC_VERBOSITY", "ERROR"))
         self.proc = subprocess.Popen(self.args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+                                     text=True, preexec_fn=_drain_when_parent_dies)
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         if not line.startswith("READY"):
             self.proc.kill()

@@ -33,6 +33,7 @@ def cli() -> None:
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to bind.")
 @click.option("--port", default=50051, show_default=True, help="gRPC port (0 picks a free one).")
 @click.option("--metrics-port", default=9100, show_default=True, help="Prometheus /metrics port (-1 to disable).")
+@click.option("--metrics-host", default=None, help="Address /metrics binds to.  [default: --host]")
 @click.option("--max-sessions", default=_DEFAULTS.max_sessions, show_default=True)
 @click.option("--max-sessions-per-client", default=_DEFAULTS.max_sessions_per_client, show_default=True,
               help="Open sessions one client (mTLS subject, token name or peer address) may hold; 0: no quota.")
@@ -55,9 +56,9 @@ def cli() -> None:
 @click.option("--auth-tokens-file", type=click.Path(dir_okay=False, path_type=Path), envvar="SHIFTGYM_AUTH_TOKENS_FILE",
               help="Require `authorization: Bearer TOKEN` on every RPC but health checks; one NAME:TOKEN a line. "
                    "[env SHIFTGYM_AUTH_TOKENS_FILE]")
-def serve(env_name: str, host: str, port: int, metrics_port: int, max_sessions: int, max_sessions_per_client: int,
-          idle_ttl_s: float, finished_ttl_s: float, max_action_bytes: int, env_threads: int, enable_oracle: bool,
-          drain_grace_s: float, event_loop: str, log_level: str, tls_cert: Path | None, tls_key: Path | None,
+def serve(env_name: str, host: str, port: int, metrics_port: int, metrics_host: str | None, max_sessions: int,
+          max_sessions_per_client: int, idle_ttl_s: float, finished_ttl_s: float, max_action_bytes: int,
+          env_threads: int, enable_oracle: bool, drain_grace_s: float, event_loop: str, log_level: str, tls_cert: Path | None, tls_key: Path | None,
           tls_client_ca: Path | None, auth_tokens_file: Path | None) -> None:
     """Serve one environment over gRPC until SIGTERM or SIGINT, then drain and exit 0."""
     logs.configure(log_level)
@@ -70,18 +71,20 @@ def serve(env_name: str, host: str, port: int, metrics_port: int, max_sessions: 
         tokens = load_tokens(auth_tokens_file) if auth_tokens_file else {}
         security = ServerSecurity(tls_cert, tls_key, tls_client_ca, tokens)
         run = uvloop.run if event_loop == "uvloop" else asyncio.run
-        run(_serve(env_name, f"{host}:{port}", metrics_port, limits, drain_grace_s, security))
+        metrics_address = (metrics_host or host, metrics_port)
+        run(_serve(env_name, f"{host}:{port}", metrics_address, limits, drain_grace_s, security))
     except (EnvServerError, OSError, ValueError) as err:
         raise click.ClickException(str(err)) from None
 
 
-async def _serve(env_name: str, address: str, metrics_port: int, limits: Limits, drain_grace_s: float,
-                 security: ServerSecurity) -> None:
+async def _serve(env_name: str, address: str, metrics_address: tuple[str, int], limits: Limits,
+                 drain_grace_s: float, security: ServerSecurity) -> None:
     environment = registry.load(env_name)
     metrics = ServerMetrics(environment.spec.name)
     server = await build_server(environment, address, limits, metrics, security)
     await server.start()
-    metrics_bound = metrics.serve(metrics_port) if metrics_port >= 0 else None
+    metrics_host, metrics_port = metrics_address
+    metrics_bound = metrics.serve(metrics_port, metrics_host) if metrics_port >= 0 else None
     log.info("serving", extra={"env": env_name, "port": server.port, "metrics_port": metrics_bound,
                                "tls": "mutual" if security.tls_client_ca else "on" if security.tls else "off",
                                "auth_tokens": len(security.tokens)})

@@ -27,6 +27,8 @@ class ServerMetrics:
             (*labels, "outcome"), registry=self.registry,
         )
         self._sessions = Gauge("shiftgym_env_active_sessions", "Open sessions", ("env",), registry=self.registry)
+        self._max_sessions = Gauge("shiftgym_env_max_sessions", "Sessions the server holds before RESOURCE_EXHAUSTED",
+                                   ("env",), registry=self.registry)
         self._errors = Counter(
             "shiftgym_env_errors_total", "Requests answered with an error status", ("env", "method", "code"),
             registry=self.registry,
@@ -51,6 +53,9 @@ class ServerMetrics:
 
     def episode_over(self, interface: str, outcome: str) -> None:
         self._episodes.labels(self.env, interface, outcome).inc()
+
+    def set_max_sessions(self, count: int) -> None:
+        self._max_sessions.labels(self.env).set(count)
 
     def set_open_sessions(self, count: int) -> None:
         self._sessions.labels(self.env).set(count)

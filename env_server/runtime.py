@@ -100,6 +100,7 @@ class Runtime:
         self.env = env
         self.limits = limits
         self.metrics = metrics
+        self.metrics.set_max_sessions(limits.max_sessions)
         self.draining = False
         self._sessions: dict[str, _Session] = {}
         self._by_client_id: dict[tuple[str, str], str] = {}  # (client, client_episode_id) -> session id

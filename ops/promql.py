@@ -10,11 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from env_server.runtime import Limits
-
-# Sessions one env server holds at most (`serve --max-sessions`, default Limits.max_sessions). The manifests keep
-# the default; an exported `shiftgym_env_max_sessions` gauge would let the ratio follow the flag instead.
-MAX_SESSIONS = Limits().max_sessions
 # Error codes that mean the server, not the caller, is in trouble (the caller's mistakes are NOT_FOUND,
 # INVALID_ARGUMENT and FAILED_PRECONDITION; see the error table in README.md).
 SERVER_FAULT_CODES = "INTERNAL|UNKNOWN|UNAVAILABLE|RESOURCE_EXHAUSTED|DEADLINE_EXCEEDED"
@@ -62,7 +57,8 @@ EXPRESSIONS: dict[str, Callable[[Scope], str]] = {
     "env_step_p99_by_namespace": _quantile(0.99, "shiftgym_env_step_duration_seconds_bucket", "namespace, env"),
     "env_active_sessions": lambda s: f"sum by (env) ({s.sel('shiftgym_env_active_sessions')})",
     "env_session_saturation": lambda s: (
-        f"max by (namespace, env, pod) ({s.sel('shiftgym_env_active_sessions')}) / {MAX_SESSIONS}"
+        f"max by (namespace, env, pod) ({s.sel('shiftgym_env_active_sessions')})"
+        f" / max by (namespace, env, pod) ({s.sel('shiftgym_env_max_sessions')})"
     ),
     "env_errors_rate": lambda s: f"sum by (env, method, code) ({s.rate('shiftgym_env_errors_total')})",
     "env_server_fault_ratio": lambda s: (
@@ -146,7 +142,7 @@ ROWS: tuple[Row, ...] = (
         Panel("Active sessions", "short", (Query("env_active_sessions", "{{env}}"),),
               "Open sessions over all pods of each environment."),
         Panel("Session saturation", "percentunit", (Query("env_session_saturation", "{{env}} {{pod}}"),),
-              f"Open sessions of each pod over its limit ({MAX_SESSIONS}); RESOURCE_EXHAUSTED at 100%."),
+              "Open sessions of each pod over its limit (shiftgym_env_max_sessions); RESOURCE_EXHAUSTED at 100%."),
         Panel("Errors/s", "reqps", (Query("env_errors_rate", "{{env}} {{method}} {{code}}"),),
               "Requests answered with an error status, by method and code."),
         Panel("Resets/s", "reqps", (Query("env_resets_rate", "{{env}} {{interface}}"),),
@@ -201,7 +197,7 @@ ALERTS: tuple[Alert, ...] = (
           "(check throttling and the HPA) or the environment has a slow path."),
     Alert("ShiftGymEnvSessionSaturation", "env_session_saturation", ">", "0.9", "5m", "warning",
           "{{ $labels.pod }} holds {{ $value | humanizePercentage }} of its session limit",
-          f"Over 90% of {MAX_SESSIONS} sessions are open; new Resets will get RESOURCE_EXHAUSTED. Add replicas or "
+          "Over 90% of the pod's --max-sessions are open; new Resets will get RESOURCE_EXHAUSTED. Add replicas or "
           "check for clients that never close their episodes."),
     Alert("ShiftGymTrainerStalled", "train_seconds_since_step", ">", "1800", "5m", "critical",
           "The trainer in {{ $labels.namespace }} has not finished a training step for {{ $value | humanizeDuration }}",

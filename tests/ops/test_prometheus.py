@@ -202,3 +202,16 @@ def test_the_stand_in_drove_real_episodes(prometheus: Prometheus) -> None:
     assert success and float(success[0]["value"][1]) > 0
     steps = prometheus.query("sum by (env) (shiftgym_rollout_steps_total)")
     assert {s["metric"]["env"] for s in steps} == {"babyai", "textcraft"}
+
+
+def test_session_saturation_is_over_each_servers_own_limit(prometheus: Prometheus) -> None:
+    at = time.time()  # one evaluation instant for every query, so the ratio and its parts agree
+
+    def by_env(expr: str) -> dict[str, float]:
+        return {s["metric"]["env"]: float(s["value"][1]) for s in prometheus.api("query", query=expr, time=at)["result"]}
+
+    limits = by_env("shiftgym_env_max_sessions")
+    assert limits == {"babyai": 4096.0, "textcraft": 2.0}  # textcraft runs with --max-sessions 2
+    active = by_env("shiftgym_env_active_sessions")
+    saturation = by_env(promql.EXPRESSIONS["env_session_saturation"](promql.Scope()))
+    assert saturation == {env: active[env] / limits[env] for env in limits}

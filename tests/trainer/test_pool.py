@@ -19,9 +19,9 @@ from env_server.runtime import Limits
 from tests.servers import ServerProcess, ServerThread
 from trainer.client.endpoints import Endpoints
 from trainer.client.env_client import AsyncEnvClient
+from trainer.client.fleet import EnvFleet
 from trainer.client.pool import (
     Deadlines,
-    EnvFleet,
     EnvPool,
     EpisodeFailed,
     EpisodeRequest,

@@ -14,168 +14,36 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass, replace
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence, TypeVar
+from dataclasses import replace
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from env_server.types import Opened, StepResult
-from shiftgym.env.v1 import env_pb2 as pb
-from shiftgym.env.v1 import env_pb2_grpc
-from trainer.client import channels, requests
+from trainer.client import channels
 from trainer.client.endpoints import Endpoints
 from trainer.client.errors import EnvCallError
+from trainer.client.pod import Pod
+from trainer.client.pool_terms import (
+    FAILURE_REASONS, RESET_RETRY_CODES, STEP_RETRY_CODES, Deadlines, EpisodeFailed, EpisodeRequest, Retries,
+)
 from trainer.client.requests import ServerInfo
 from trainer.client.rollout_metrics import EnvMetrics, RolloutMetrics
-from trainer.client.stream import AsyncSessionStream
+
+__all__ = ["FAILURE_REASONS", "Deadlines", "EnvPool", "EpisodeFailed", "EpisodeRequest", "PooledEpisode", "Retries",
+           "run_with_retries"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Code = grpc.StatusCode
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EnvironmentService"].full_name
-RESET_RETRY_CODES = frozenset({Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED})  # on another pod
-STEP_RETRY_CODES = frozenset({Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED})  # on the same pod, with the same index
 CLOSE_TIMEOUT_S = 5.0
-
-# Why the pool gave up on an episode (the `reason` label), and whether playing it again from Reset may succeed.
-_REASONS: dict[grpc.StatusCode, tuple[str, bool]] = {
-    Code.UNAVAILABLE: ("pod_lost", True),
-    Code.CANCELLED: ("pod_lost", True),
-    Code.DEADLINE_EXCEEDED: ("deadline", True),
-    Code.RESOURCE_EXHAUSTED: ("pods_full", True),
-    Code.NOT_FOUND: ("session_lost", True),  # the pod restarted, or the session idled past its TTL
-    Code.INVALID_ARGUMENT: ("rejected", False),
-    Code.FAILED_PRECONDITION: ("rejected", False),
-}
-FAILURE_REASONS = ("no_pods", "pod_lost", "deadline", "pods_full", "session_lost", "episode_deadline", "rejected",
-                   "server_error")
-
-
-@dataclass(frozen=True, slots=True)
-class Deadlines:
-    """Nested time limits, each with room for the one inside it: call < turn < episode."""
-
-    call_s: float = 30.0  # one RPC attempt
-    turn_s: float = 90.0  # one Reset, Step or OracleAction, retries and backoff included
-    episode_s: float = 3600.0  # from the first Reset attempt to the last step
-
-    def __post_init__(self) -> None:
-        if not 0 < self.call_s < self.turn_s < self.episode_s:
-            raise ValueError(
-                f"deadlines must nest as 0 < call_s < turn_s < episode_s; got call_s={self.call_s}, "
-                f"turn_s={self.turn_s}, episode_s={self.episode_s}"
-            )
-
-
-@dataclass(frozen=True, slots=True)
-class Retries:
-    reset_attempts: int = 4  # Reset attempts, each on a pod not yet tried while there is one
-    step_attempts: int = 3  # Step and OracleAction attempts on the episode's own pod
-    backoff_s: float = 0.05  # the first pause; it doubles per attempt, with jitter
-    max_backoff_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.reset_attempts < 1 or self.step_attempts < 1 or not 0 <= self.backoff_s <= self.max_backoff_s:
-            raise ValueError(f"retries need at least one attempt and 0 <= backoff_s <= max_backoff_s; got {self}")
-
-    def pause_s(self, attempt: int, rng: random.Random) -> float:
-        ceiling = min(self.max_backoff_s, self.backoff_s * 2.0**attempt)
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-@dataclass(frozen=True, slots=True)
-class EpisodeRequest:
-    task_id: str
-    seed: int
-    interface: tuple[tuple[str, Mapping[str, str]], ...] = ()  # (adapter name, params), as requests.reset_request
-    max_turns: int = 0  # 0: the environment's default
-    client_episode_id: str = ""  # lets a pod answer a repeated Reset with the session it already opened
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "interface", tuple((name, params) for name, params in self.interface))
-
-
-class EpisodeFailed(Exception):
-    """The pool gave up on an episode: `reason` is one of FAILURE_REASONS; `retryable` says whether playing it
-    again from Reset may succeed (a lost pod) or would fail the same way (a rejected request)."""
-
-    def __init__(self, reason: str, message: str, *, retryable: bool, code: grpc.StatusCode | None = None,
-                 pod: str = "") -> None:
-        super().__init__(f"{reason}: {message}" + (f" (pod {pod})" if pod else ""))
-        self.reason = reason
-        self.message = message
-        self.retryable = retryable
-        self.code = code
-        self.pod = pod
-
-    @classmethod
-    def from_error(cls, err: EnvCallError, pod: str = "") -> "EpisodeFailed":
-        reason, retryable = _REASONS.get(err.code, ("server_error", False))
-        return cls(reason, err.message, retryable=retryable, code=err.code, pod=pod)
-
-
-class _Pod:
-    """One env server: its channel, a Session stream for episode traffic, its health and its open episodes."""
-
-    def __init__(self, target: str, call_s: float, security: channels.ChannelSecurity | None = None) -> None:
-        self.target = target
-        self.call_s = call_s
-        self.healthy = False
-        self.retired = False  # gone from DNS: no new episodes; closed when its last one ends
-        self.in_flight = 0  # episodes placed here and not yet over
-        self.channel = channels.open_async_channel(target, security)
-        self._stub = env_pb2_grpc.EnvironmentServiceStub(self.channel)  # type: ignore[no-untyped-call]
-        self._health = health_pb2_grpc.HealthStub(self.channel)
-        self._stream: AsyncSessionStream | None = None
-        self._closing: set[asyncio.Task[None]] = set()
-        self._closed = False
-
-    async def call(self, method: str, timeout_s: float, *args: object, **kwargs: object) -> Any:
-        stream = self._stream
-        if self._closed:
-            raise EnvCallError(Code.CANCELLED, f"the pool closed its channel to {self.target}")
-        if stream is None:
-            stream = self._stream = await AsyncSessionStream(self._stub, self.call_s).__aenter__()
-        try:
-            return await getattr(stream, method)(*args, timeout_s=timeout_s, **kwargs)
-        except EnvCallError as err:
-            if err.code == Code.UNAVAILABLE and self._stream is stream:
-                self._retire_stream()  # a broken stream stays broken: the next call opens a new one
-            raise
-
-    def _retire_stream(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            task = asyncio.get_running_loop().create_task(stream.__aexit__(None, None, None))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-    async def check(self, timeout_s: float) -> bool:
-        try:
-            response = await self._health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=timeout_s)
-        except grpc.aio.AioRpcError:
-            return False
-        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
-
-    async def describe(self, timeout_s: float) -> ServerInfo:
-        try:
-            return requests.server_info(await self._stub.Describe(pb.DescribeRequest(), timeout=timeout_s))
-        except grpc.aio.AioRpcError as err:
-            raise EnvCallError.from_rpc(err) from None
-
-    async def aclose(self) -> None:
-        self._closed = True
-        self._retire_stream()
-        await asyncio.gather(*self._closing, return_exceptions=True)
-        await self.channel.close()
 
 
 class PooledEpisode:
     """An open episode pinned to one pod. `turns` is the number of steps taken, which is the next step index."""
 
-    def __init__(self, pool: "EnvPool", pod: _Pod, opened: Opened, deadline: float) -> None:
+    def __init__(self, pool: "EnvPool", pod: Pod, opened: Opened, deadline: float) -> None:
         self.opened = opened
         self.pod = pod.target
         self.result: StepResult = opened.result
@@ -238,7 +106,7 @@ class EnvPool:
         self.rollout_metrics = metrics or RolloutMetrics()
         self.metrics: EnvMetrics = self.rollout_metrics.for_env(env)
         self.info: ServerInfo | None = None  # what the first healthy pod's Describe said at start
-        self._pods: dict[str, _Pod] = {}
+        self._pods: dict[str, Pod] = {}
         self._slots = asyncio.Semaphore(max_episodes)
         self._open_episodes = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -317,7 +185,7 @@ class EnvPool:
                 self._open_episodes -= 1
                 self.metrics.in_flight.set(self._open_episodes)
 
-    async def _open(self, request: EpisodeRequest) -> tuple[_Pod, Opened]:
+    async def _open(self, request: EpisodeRequest) -> tuple[Pod, Opened]:
         deadline = time.monotonic() + self.deadlines.turn_s
         tried: set[str] = set()
         error: EnvCallError | None = None
@@ -355,7 +223,7 @@ class EnvPool:
                                               f"{self.deadlines.turn_s:g} s", retryable=True))
         raise self._failure(EpisodeFailed.from_error(error))
 
-    async def _on_pod(self, pod: _Pod, method: str, episode_deadline: float, *args: object,
+    async def _on_pod(self, pod: Pod, method: str, episode_deadline: float, *args: object,
                       **kwargs: object) -> Any:
         """A call of an open episode: retried on its own pod only, with the same arguments (so the same step
         index), within the turn's deadline and the episode's."""
@@ -383,7 +251,7 @@ class EnvPool:
                                               retryable=False, pod=pod.target))
         raise self._failure(EpisodeFailed.from_error(error, pod.target))
 
-    async def _call(self, pod: _Pod, method: str, timeout_s: float, *args: object, **kwargs: object) -> Any:
+    async def _call(self, pod: Pod, method: str, timeout_s: float, *args: object, **kwargs: object) -> Any:
         started = time.perf_counter()
         try:
             return await pod.call(method, timeout_s, *args, **kwargs)
@@ -413,11 +281,11 @@ class EnvPool:
         """Episodes open on each pod."""
         return {t: p.in_flight for t, p in self._pods.items()}
 
-    def _place(self, exclude: set[str]) -> _Pod | None:
+    def _place(self, exclude: set[str]) -> Pod | None:
         """The healthy pod with the fewest open episodes; ties go round the pods in turn."""
         pods = list(self._pods.values())
         self._rotation += 1
-        best: _Pod | None = None
+        best: Pod | None = None
         for i in range(len(pods)):
             pod = pods[(self._rotation + i) % len(pods)]
             placeable = pod.healthy and not pod.retired and pod.target not in exclude
@@ -425,11 +293,11 @@ class EnvPool:
                 best = pod
         return best
 
-    def _release(self, pod: _Pod) -> None:
+    def _release(self, pod: Pod) -> None:
         pod.in_flight -= 1
         self._drop_if_idle(pod)
 
-    def _drop_if_idle(self, pod: _Pod) -> None:
+    def _drop_if_idle(self, pod: Pod) -> None:
         """Close a pod gone from DNS once no episode is pinned to it."""
         if pod.retired and pod.in_flight == 0 and self._pods.get(pod.target) is pod:
             del self._pods[pod.target]
@@ -437,7 +305,7 @@ class EnvPool:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    def _mark_down(self, pod: _Pod) -> None:
+    def _mark_down(self, pod: Pod) -> None:
         if pod.healthy:
             pod.healthy = False
             log.warning("env pod down", extra={"env": self.env, "pod": pod.target})
@@ -447,7 +315,7 @@ class EnvPool:
         healthy = sum(self.pods.values())
         self.metrics.pods(healthy, len(self._pods) - healthy)
 
-    async def _check(self, pod: _Pod) -> None:
+    async def _check(self, pod: Pod) -> None:
         started = time.perf_counter()
         healthy = await pod.check(min(self.deadlines.call_s, max(1.0, self.health_interval_s)))
         self.metrics.call("health", time.perf_counter() - started)
@@ -473,7 +341,7 @@ class EnvPool:
             if target in self._pods:
                 self._pods[target].retired = False
             else:
-                self._pods[target] = pod = _Pod(target, self.deadlines.call_s, self.security)
+                self._pods[target] = pod = Pod(target, self.deadlines.call_s, self.security)
                 added.append(pod)
         for target, pod in list(self._pods.items()):
             if target not in targets and not pod.retired:
@@ -527,55 +395,3 @@ async def run_with_retries(
             if not failed.retryable or attempt + 1 == attempts:
                 raise
     raise AssertionError("unreachable")
-
-
-class EnvFleet(Mapping[str, EnvPool]):
-    """One EnvPool per environment, from {env: endpoints}, sharing one RolloutMetrics; started and closed together."""
-
-    def __init__(
-        self,
-        endpoints: Mapping[str, Sequence[str] | str],
-        *,
-        deadlines: Deadlines = Deadlines(),
-        retries: Retries = Retries(),
-        max_episodes: int = 256,
-        metrics: RolloutMetrics | None = None,
-        health_interval_s: float = 2.0,
-        resolve_interval_s: float = 30.0,
-        security: channels.ChannelSecurity | None = None,
-    ) -> None:
-        self.metrics = metrics or RolloutMetrics()
-        self._pools = {
-            env: EnvPool(targets, env=env, deadlines=deadlines, retries=retries, max_episodes=max_episodes,
-                         metrics=self.metrics, health_interval_s=health_interval_s,
-                         resolve_interval_s=resolve_interval_s, security=security)
-            for env, targets in endpoints.items()
-        }
-
-    def __getitem__(self, env: str) -> EnvPool:
-        if env not in self._pools:
-            raise KeyError(f"no pool for env {env!r} (known: {', '.join(sorted(self._pools))})")
-        return self._pools[env]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._pools)
-
-    def __len__(self) -> int:
-        return len(self._pools)
-
-    async def __aenter__(self) -> "EnvFleet":
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def start(self) -> None:
-        results = await asyncio.gather(*(pool.start() for pool in self._pools.values()), return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            await self.aclose()
-            raise errors[0]
-
-    async def aclose(self) -> None:
-        await asyncio.gather(*(pool.aclose() for pool in self._pools.values()))

@@ -137,3 +137,26 @@ def test_the_wiring_flags_a_missing_endpoint_and_a_short_grace_period(rendered: 
     found = "\n".join(wiring.violations(docs))
     assert "SHIFTGYM_ENDPOINTS_WEBSHOP" in found
     assert "`serve` rejects its args" in found
+
+
+def test_the_grid_runner_role_grants_only_what_the_runner_uses_in_its_namespace(rendered: dict[str, list[Doc]]) -> None:
+    for overlay in ("gpu-job", "rayjob"):
+        docs = rendered[overlay]
+        by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+        assert not any(d["kind"] in ("ClusterRole", "ClusterRoleBinding") for d in docs)
+        role = by_kind[("Role", "shiftgym-grid-runner")]
+        granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+                   for resource in rule["resources"] for verb in rule["verbs"]}
+        watch_read = {"get", "list", "watch"}
+        expected = ({("batch", "jobs", v) for v in watch_read | {"create", "delete"}}
+                    | {("ray.io", "rayjobs", v) for v in watch_read | {"create", "delete"}}
+                    | {("", "configmaps", v) for v in ("get", "list", "create", "delete")}
+                    | {("", "pods", v) for v in watch_read} | {("", "pods/log", "get")}
+                    | {("discovery.k8s.io", "endpointslices", v) for v in watch_read})
+        assert granted == expected
+        binding = by_kind[("RoleBinding", "shiftgym-grid-runner")]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": "shiftgym-grid-runner"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "shiftgym-grid-runner",
+                                        "namespace": "shiftgym"}]
+        assert ("ServiceAccount", "shiftgym-grid-runner") in by_kind

@@ -1,4 +1,4 @@
-"""`shiftgym grid run|show|emit` and `shiftgym report`."""
+"""`shiftgym grid run|show|emit|delete` and `shiftgym report`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import click
 
 from trainer.grid.expand import Grid, expand
+from trainer.grid.kube.options import kube_options
 from trainer.grid.spec import GridSpec, SpecError, dump_spec, load_spec
+
+if TYPE_CHECKING:
+    from trainer.grid.runner import Progress, RunSummary
 
 
 def _spec(spec_path: str | None, preset_name: str | None) -> GridSpec:
@@ -79,15 +83,24 @@ preset_option = click.option("--preset", "preset_name", default=None, help="A bu
                    "without one get a local server on loopback for the run.")
 @click.option("--no-report", is_flag=True, help="Skip writing the report at the end.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--backend", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
+              help="local: CPU training and evaluation here; kubernetes: every stage and cell as a cluster workload.")
+@kube_options
 def run_command(spec_path: str | None, preset_name: str | None, run_dir: str, endpoints: tuple[str, ...],
-                no_report: bool, no_progress: bool) -> None:
+                no_report: bool, no_progress: bool, backend: str, **kube: object) -> None:
     """Run a grid (a spec file or --preset) into RUN_DIR, resuming what is there."""
-    from trainer.grid.local import LocalBackend
-    from trainer.grid.runner import BarProgress, GridRunner, QuietProgress, RunDirBusy
+    from trainer.grid.runner import BarProgress, QuietProgress, RunDirBusy
     from trainer.grid.store import ResultsStoreError
 
     spec = _spec(spec_path, preset_name)
     grid = expand(spec)
+    if backend == "local":
+        source = click.get_current_context().get_parameter_source
+        given = [f"--{k.replace('_', '-')}" for k in kube if source(k) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: only with --backend kubernetes")
+    elif endpoints:
+        raise click.UsageError("--endpoint: only with --backend local (cluster workloads reach the env Services)")
     click.echo(_summary(grid), err=True)
     # A failed episode is data (its reason goes to the store), not a line on the console between the bars.
     logging.getLogger("trainer.episodes").setLevel(logging.ERROR)
@@ -101,18 +114,16 @@ def run_command(spec_path: str | None, preset_name: str | None, run_dir: str, en
     began = time.monotonic()
     # SIGTERM unwinds like Ctrl-C, so the local env servers are stopped on the way out either way.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    with _endpoints(spec, endpoints) as targets:
-        backend = LocalBackend(spec, targets)
+    progress = QuietProgress() if no_progress else BarProgress()
+    try:
+        if backend == "kubernetes":
+            from trainer.grid.kube.command import run_on_cluster
 
-        async def go():  # noqa: ANN202
-            async with backend.opened():
-                runner = GridRunner(grid, out, backend, QuietProgress() if no_progress else BarProgress())
-                return await runner.run()
-
-        try:
-            summary = asyncio.run(go())
-        except (RunDirBusy, ResultsStoreError) as err:
-            raise click.ClickException(str(err)) from None
+            summary = run_on_cluster(grid, out, progress, **kube)  # type: ignore[arg-type]
+        else:
+            summary = _run_local(grid, out, endpoints, progress)
+    except (RunDirBusy, ResultsStoreError) as err:
+        raise click.ClickException(str(err)) from None
     click.echo(f"trained {summary.nodes_trained} checkpoints ({summary.nodes_reused} reused), ran "
                f"{summary.cells_run} cells ({summary.cells_reused} reused) in {time.monotonic() - began:.0f} s",
                err=True)
@@ -121,6 +132,42 @@ def run_command(spec_path: str | None, preset_name: str | None, run_dir: str, en
 
         path = write_report(out)
         click.echo(f"report: {path}")
+    if summary.failed:
+        raise click.ClickException(f"{len(summary.failed)} failed (reasons: the store's 'failures' meta): "
+                                   + "; ".join(summary.failed) + ". Rerun the same command to retry them")
+
+
+def _run_local(grid: Grid, out: Path, endpoints: tuple[str, ...], progress: "Progress") -> "RunSummary":
+    from trainer.grid.local import LocalBackend
+    from trainer.grid.runner import GridRunner
+
+    with _endpoints(grid.spec, endpoints) as targets:
+        backend = LocalBackend(grid.spec, targets)
+
+        async def go():  # noqa: ANN202
+            async with backend.opened():
+                return await GridRunner(grid, out, backend, progress).run()
+
+        return asyncio.run(go())
+
+
+@grid_group.command("delete")
+@click.argument("run")
+@click.option("--namespace", default="shiftgym", show_default=True, help="The run's namespace.")
+@click.option("--context", default=None, help="kubeconfig context (default: the current one).")
+@click.option("--kubeconfig", default=None, type=click.Path(dir_okay=False),
+              help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config; in a pod, its service account).")
+@click.option("--request-timeout", default=30.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds any one API request may take.")
+def delete_command(run: str, namespace: str, context: str | None, kubeconfig: str | None,
+                   request_timeout: float) -> None:
+    """Delete every Kubernetes object of grid run RUN (its Jobs, RayJobs, ConfigMaps; pods go with their Jobs).
+    Checkpoints on the volume and the local results store stay."""
+    from trainer.grid.kube.command import delete_on_cluster
+
+    counts = delete_on_cluster(run, namespace, context, kubeconfig, request_timeout)
+    click.echo(f"deleted run {run} in namespace {namespace}: "
+               + ", ".join(f"{n} {kind}(s)" for kind, n in counts.items()))
 
 
 @grid_group.command("show")

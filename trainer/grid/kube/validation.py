@@ -12,9 +12,15 @@ from typing import Any
 
 from trainer.grid.kube.templates import K8S_DIR
 
-# The same range as the overlays' own checks (ops/validate.py): gRPC probes are GA from 1.27.
+# The oldest Kubernetes the manifests support (gRPC probes are GA from 1.27) and the newest the validator knows;
+# ops/validate.py checks the overlays against the same range and schemas.
 KUBERNETES_VERSIONS = ("1.28.0", "1.37.0")
-CRD_SCHEMAS = {("ray.io/v1", "RayJob"): "rayjob.json"}
+CRD_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.json",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
+    ("ray.io/v1", "RayJob"): "rayjob.json",
+}
 Doc = dict[str, Any]
 
 
@@ -38,14 +44,26 @@ def _crd_validator(api_version: str, kind: str, version: str, schemas: Path) -> 
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
+def is_custom(doc: Doc) -> bool:
+    return (doc.get("apiVersion"), doc.get("kind")) in CRD_SCHEMAS
+
+
+def crd_errors(doc: Doc, version: str, schemas: Path = K8S_DIR / "schemas") -> list[str]:
+    """The schema errors of a custom resource (a kind in CRD_SCHEMAS) against one Kubernetes version."""
+    validator = _crd_validator(doc["apiVersion"], doc["kind"], version, schemas)
+    return [f"{_name(doc)}: {_where(e.absolute_path)}: {e.message}"
+            for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))]
+
+
+def _name(doc: Doc) -> str:
+    return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+
+
 def errors(doc: Doc, version: str, schemas: Path = K8S_DIR / "schemas") -> list[str]:
     """The schema errors of one manifest against one Kubernetes version ([] when it is valid)."""
-    name = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
-    key = (doc.get("apiVersion"), doc.get("kind"))
-    if key in CRD_SCHEMAS:
-        validator = _crd_validator(*key, version, schemas)  # type: ignore[misc]
-        return [f"{name}: {_where(e.absolute_path)}: {e.message}"
-                for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))]
+    if is_custom(doc):
+        return crd_errors(doc, version, schemas)
+    name, key = _name(doc), (doc.get("apiVersion"), doc.get("kind"))
     import kubernetes_validate
 
     try:

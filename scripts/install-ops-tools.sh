@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the operations tools the k8s/ and monitoring tests need that pip cannot: Prometheus and promtool
-# (Debian's `prometheus` package). kubectl, kustomize and kubernetes-validate come from pyproject's `dev` extra.
+# (Debian's `prometheus` package). kubectl, kustomize and kubernetes-validate come from pyproject's `trainer` extra.
 # Idempotent: returns at once when the tools are already there. Needs root (or sudo) the first time.
 set -euo pipefail
 

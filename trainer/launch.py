@@ -28,6 +28,8 @@ PREFIX = "SHIFTGYM_"
 ENDPOINTS_PREFIX = PREFIX + "ENDPOINTS_"  # SHIFTGYM_ENDPOINTS_BABYAI=host:port,host:port | dns:///name:port
 MAX_TURNS_PREFIX = PREFIX + "MAX_TURNS_"  # SHIFTGYM_MAX_TURNS_BABYAI=20
 SHAPING_PREFIX = PREFIX + "SHAPING_"  # Shaping.from_env's variables
+# The pod's, read by the executor's metrics endpoint (trainer/client/metrics_endpoint.py), not a launch setting.
+METRICS_VARIABLES = frozenset({PREFIX + "METRICS_PORT", PREFIX + "METRICS_HOST"})
 AGENT_FILE = Path(__file__).with_name("openrlhf_agent.py")
 # The study's turn limits (AgentGym's): each environment server's default, stated here so a run records them.
 STUDY_MAX_TURNS = {"babyai": 20, "textcraft": 30, "alfworld": 30, "webshop": 10, "searchqa": 5}
@@ -94,7 +96,7 @@ class AgentSettings:
                 elif suffix in cls._SCALARS:
                     attr, parse = cls._SCALARS[suffix]
                     values[attr] = parse(raw)
-                elif name not in known_shaping:
+                elif name not in known_shaping and name not in METRICS_VARIABLES:
                     log.warning("ignoring unknown variable %s", name)
             except ValueError as err:
                 raise ValueError(f"{name}={raw!r}: {err}") from None

@@ -10,6 +10,10 @@ Unlike OpenRLHF's stock MultiTurnAgentExecutor, a turn samples at most the per-t
 budget) and execute() never raises: an episode the environments could not finish comes back as a failed sample
 with reward 0, no trainable token, and a log entry. `trainer` must be importable on the Ray workers (installed in
 the trainer image).
+
+With SHIFTGYM_METRICS_PORT set, the executor serves its `shiftgym_rollout_*` series on that port; several actors of
+one pod share it through PROMETHEUS_MULTIPROC_DIR (trainer/client/metrics_endpoint.py). A metrics problem is
+logged, never raised.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from openrlhf.utils.agent import AgentExecutorBase
 
 from trainer.chat import ChatGlue
 from trainer.client.errors import EnvCallError
+from trainer.client.metrics_endpoint import MetricsAddress, serve_pod_metrics, shared_directory, stop_serving
 from trainer.client.pool import Deadlines, EnvPool
 from trainer.client.rollout_metrics import RolloutMetrics
 from trainer.datasets import EpisodeLabel
@@ -47,6 +52,7 @@ class AgentExecutor(AgentExecutorBase):
     def __init__(self) -> None:
         self.settings = AgentSettings.from_environ(os.environ)  # a bad setting stops the actor at start, loudly
         self.metrics = RolloutMetrics()
+        self.metrics_server = self._serve_metrics()  # None: not asked for, or another actor of the pod serves
         self._rng = random.Random(self.settings.sample_seed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pools: dict[str, EnvPool] = {}
@@ -62,15 +68,24 @@ class AgentExecutor(AgentExecutorBase):
             trajectory, attempts = await self._play(label, sampling_params, max_length, tokenizer, llm_engine)
         except Exception as err:  # the last line of defence: one sample never stops a training run
             log.exception("agent executor error", extra={"label": str(label)[:200]})
-            trajectory, attempts = Trajectory(env="", task_id="", seed=0, interface="", status="failed",
-                                              reason=f"executor error: {err!r}"), 1
-        self.metrics.episode_over(trajectory.env or "unknown", trajectory.interface or "unknown", trajectory.status)
+            trajectory, attempts = self._not_played("", f"executor error: {err!r}"), 1
         return self._response(prompt, label, images, trajectory, attempts, tokenizer)
 
     async def aclose(self) -> None:
-        """Close the env pools (OpenRLHF never does; a test or a standalone user may)."""
+        """Close the env pools and stop serving metrics (OpenRLHF never does; a test or a standalone user may)."""
         pools, self._pools = list(self._pools.values()), {}
         await asyncio.gather(*(pool.aclose() for pool in pools), return_exceptions=True)
+        server, self.metrics_server = self.metrics_server, None
+        stop_serving(server)
+
+    def _serve_metrics(self) -> Any:
+        try:
+            shared = shared_directory(os.environ)
+            address = MetricsAddress.from_environ(os.environ)
+            return None if address is None else serve_pod_metrics(self.metrics.registry, address, shared)
+        except Exception as err:  # a training run goes on without its metrics
+            log.warning("rollout metrics are not served: %s", err, exc_info=True)
+            return None
 
     async def _play(self, label: str, sampling_params: Any, max_length: int, tokenizer: Any,
                     llm_engine: Any) -> tuple[Trajectory, int]:
@@ -106,6 +121,12 @@ class AgentExecutor(AgentExecutorBase):
 
     def _failed(self, env: str, task_id: str, seed: int, reason: str) -> Trajectory:
         log.warning("episode failed", extra={"env": env, "task_id": task_id, "reason": reason})
+        return self._not_played(env, reason, task_id, seed)
+
+    def _not_played(self, env: str, reason: str, task_id: str = "", seed: int = 0) -> Trajectory:
+        """A failed sample that never reached the episode runner. The runner counts every episode it plays in
+        shiftgym_rollout_episodes_total; these are counted here, so that each is counted once."""
+        self.metrics.episode_over(env or "unknown", "unknown", "failed")
         return Trajectory(env=env, task_id=task_id, seed=seed, interface="", status="failed", reason=reason)
 
     async def _pool(self, env: str) -> tuple[EnvPool | None, str]:

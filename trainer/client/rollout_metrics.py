@@ -2,6 +2,8 @@
 
 The env pool records calls, steps, retries, failures, pods and episodes in flight; the episode runner records
 how each episode ended with `episode_over`. Labels take small fixed sets of values, never task or episode ids.
+The gauges say how prometheus_client's multiprocess mode combines the processes of a pod
+(trainer/client/metrics_endpoint.py); counters and histograms are summed.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ class RolloutMetrics:
         self.call_duration = Histogram("shiftgym_rollout_call_duration_seconds", "Env server calls as the client "
                                        "sees them, one per attempt", ("env", "method"), buckets=_LATENCY_BUCKETS,
                                        registry=r)
+        # Each process has its own episodes open: the pod's figure is their sum over the processes still alive.
         self.in_flight = Gauge("shiftgym_rollout_in_flight_episodes", "Episodes open in the pool", ("env",),
-                               registry=r)
+                               registry=r, multiprocess_mode="livesum")
+        # Every process's pool watches the same env pods: the latest report is the fleet's state (a sum would count
+        # each env pod once per process).
         self.pods = Gauge("shiftgym_rollout_pods", "Env server pods known to the pool, by state", ("env", "state"),
-                          registry=r)
+                          registry=r, multiprocess_mode="livemostrecent")
         self.retries = Counter("shiftgym_rollout_retries_total", "Calls retried (Reset elsewhere, Step with its step "
                                "index)", ("env", "method"), registry=r)
         self.failures = Counter("shiftgym_rollout_failures_total", "Episodes the pool gave up on, by reason",

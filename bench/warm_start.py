@@ -1,7 +1,8 @@
 """Warm-start benchmark: behaviour cloning on oracle episodes, then GRPO, makes a tiny policy read its mission.
 
-A tiny Qwen2 model (random init) is behaviour-cloned on BabyAI GoToLocal train tasks (the oracle's action tokens
-only, trainer/rl/sft.py), then trained with GRPO in constrained-choice mode on the same tasks, and evaluated as
+A tiny Qwen2 model (random init) is behaviour-cloned on the oracle's episodes of every BabyAI train-split level
+whose mission names an object (GoToLocal and its easy and medium neighbours; the oracle's action tokens only,
+trainer/rl/sft.py), then trained with GRPO in constrained-choice mode on the GoToLocal train tasks, and evaluated as
 avg@8 on every GoToLocal held-out test task, with the rate at which its first "go to" action names the mission's
 object against the chance of picking that object among the ones in view. Per seed: curves (PNG) and the numbers.
 
@@ -26,6 +27,8 @@ from pathlib import Path
 import torch
 
 from env_server import registry
+from env_server.envs.base import Environment
+from env_server.types import TaskInfo
 from trainer.bc_dataset import check_disjoint, choose_tasks
 from trainer.client.pool import EnvPool
 from trainer.episodes import Budget, EpisodeRunner, EpisodeSpec
@@ -39,6 +42,11 @@ from trainer.tiny import make_tiny
 from trainer.trajectory import Trajectory
 
 ENV, DIFFICULTY, LEVEL = "babyai", "easy", "GoToLocal"
+# Train-split levels whose mission names the object to reach or pick up among others: more varied practice at
+# reading the mission than 200 GoToLocal grids alone, which a tiny model memorises instead.
+BC_LEVELS = ("GoToLocal", "PickupDist", "PickupLoc", "ActionObjDoor", "GoToObjDoor", "GoToObj", "GoToRedBall",
+             "GoToDoor")
+BC_DIFFICULTIES = ("easy", "medium")
 _GO_TO = re.compile(r"^go to (?:the |a )?(\w+ \w+)")
 
 
@@ -126,7 +134,8 @@ async def run_seed(seed: int, server: LocalServer, args: argparse.Namespace, wor
     env = registry.load(ENV)
     choice = choose_tasks(lambda split: env.tasks(split, DIFFICULTY), warm_start=args.train_tasks,
                           held_out=args.eval_tasks, seed=seed, match=LEVEL)
-    check_disjoint((t.task_id for t in choice.warm_start), (t.task_id for t in choice.held_out))
+    bc_tasks = [*choice.warm_start, *bc_neighbours(env, args)]
+    check_disjoint((t.task_id for t in bc_tasks), (t.task_id for t in choice.held_out))
     for task in choice.held_out:
         _MISSIONS.setdefault(task.task_id, mission_object(task.task_id))
     model_dir = make_tiny(workdir / f"tiny-{seed}", envs=[ENV], seed=seed, vocab_size=1024, size=args.size)
@@ -162,10 +171,11 @@ async def run_seed(seed: int, server: LocalServer, args: argparse.Namespace, wor
         clock: Clock | None = None
         await evaluate("init", 0)
         clock = Clock(server.pid)
-        plan = [(t, 0) for t in choice.warm_start]
+        plan = [(t, 0) for t in bc_tasks]
         demos, lost = await oracle_demonstrations(pool, ENV, plan, tokenizer, max_turns=args.max_turns, budget=budget)
         run.demonstrations = len(demos)
-        sft = SFTTrainer(model, SFTConfig(lr=args.bc_lr, epochs=args.bc_epochs, batch_size=16, seed=seed))
+        sft = SFTTrainer(model, SFTConfig(lr=args.bc_lr, epochs=args.bc_epochs, batch_size=16, seed=seed,
+                                          schedule=args.bc_schedule, warmup_frac=args.bc_warmup))
         for epoch in range(1, args.bc_epochs + 1):
             run.bc_losses.append(await asyncio.to_thread(sft.epoch, [d.trajectory for d in demos]))
             trainer.engine.weights_changed()
@@ -186,9 +196,24 @@ async def run_seed(seed: int, server: LocalServer, args: argparse.Namespace, wor
     return run
 
 
+def bc_neighbours(env: Environment, args: argparse.Namespace) -> list[TaskInfo]:
+    """The first `--bc-tasks-per-level` train-split tasks of every BC level but GoToLocal (its tasks come from
+    `choose_tasks`, which keeps them apart from the held-out ones)."""
+    levels = _others(args)
+    tasks = [t for difficulty in BC_DIFFICULTIES for t in env.tasks("train", difficulty)
+             if t.metadata["level"] in levels and int(t.task_id.rsplit("-", 1)[1]) < args.bc_tasks_per_level]
+    missing = set(levels) - {t.metadata["level"] for t in tasks}
+    if missing:
+        raise SystemExit(f"--bc-levels: no train tasks for {', '.join(sorted(missing))} "
+                         f"(levels of {', '.join(BC_DIFFICULTIES)}: see env_server/envs/babyai/env.py)")
+    return tasks
+
+
 async def random_baseline(target: str, args: argparse.Namespace) -> tuple[float, float]:
     env = registry.load(ENV)
     tasks = [t for t in env.tasks("test", DIFFICULTY) if LEVEL in t.task_id][: args.eval_tasks]
+    for task in tasks:
+        _MISSIONS.setdefault(task.task_id, mission_object(task.task_id))
     specs = [EpisodeSpec(ENV, t.task_id, seed=0, max_turns=args.max_turns) for t in tasks]
     async with EnvPool([target], env=ENV) as pool:
         trajectories = await sample_k(EpisodeRunner(pool), RandomPolicy(), specs, k=8, seed=1)
@@ -224,6 +249,10 @@ def _plot(runs: list[Run], path: Path, chance: float) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _others(args: argparse.Namespace) -> list[str]:
+    return [level for level in args.bc_levels.split(",") if level and level != LEVEL]
+
+
 def _report(runs: list[Run], args: argparse.Namespace, png: Path, chance: float, rand: tuple[float, float]) -> str:
     lines = [
         f"# Warm start: behaviour cloning then GRPO on CPU, tiny Qwen2, BabyAI {LEVEL}", "",
@@ -232,8 +261,11 @@ def _report(runs: list[Run], args: argparse.Namespace, png: Path, chance: float,
         f"torch {torch.__version__}, {torch.get_num_threads()} torch threads.", "",
         f"Setup: model size `{args.size}` from random init (tokenizer trained on BabyAI oracle text, "
         "`trainer/tiny.py`). Behaviour cloning: the oracle's episodes on the "
-        f"{args.train_tasks} {LEVEL} train-split tasks, assembled by the RL path's EpisodeRunner, cross-entropy on "
-        f"action tokens only, {args.bc_epochs} epochs, lr {args.bc_lr}. Then GRPO in choice mode on the same tasks "
+        f"{args.train_tasks} {LEVEL} train-split tasks and the first {args.bc_tasks_per_level} train-split tasks of "
+        f"each other level whose mission names an object ({', '.join(_others(args))}), assembled by the RL path's "
+        f"EpisodeRunner, cross-entropy on action tokens only, {args.bc_epochs} epochs, batch 16, lr {args.bc_lr} "
+        f"({args.bc_schedule}, {args.bc_warmup:g} of the steps warming up). Then GRPO in choice mode on the "
+        f"{args.train_tasks} {LEVEL} train tasks "
         f"({args.tasks_per_step} tasks x 8 samples per step, lr {args.grpo_lr}, KL {args.kl_coef:g}, reward success - "
         f"{args.step_cost:g} x turns, at most {args.grpo_max_turns} turns per training rollout) until "
         f"{args.cpu_minutes:g} CPU "
@@ -282,11 +314,16 @@ def main() -> None:
     parser.add_argument("--size", default="tiny")
     parser.add_argument("--train-tasks", type=int, default=200, help="GoToLocal train tasks (200 exist)")
     parser.add_argument("--eval-tasks", type=int, default=40, help="GoToLocal test tasks (40 exist)")
-    parser.add_argument("--bc-epochs", type=int, default=50)
+    parser.add_argument("--bc-levels", default=",".join(BC_LEVELS), help="train-split levels the oracle "
+                        f"demonstrates ({', '.join(BC_DIFFICULTIES)}); GoToLocal's tasks are --train-tasks")
+    parser.add_argument("--bc-tasks-per-level", type=int, default=200, help="of the other BC levels (200 exist)")
+    parser.add_argument("--bc-epochs", type=int, default=24)
     parser.add_argument("--bc-lr", type=float, default=3e-3)
-    parser.add_argument("--bc-eval-every", type=int, default=25)
+    parser.add_argument("--bc-schedule", default="cosine", choices=("constant", "cosine"))
+    parser.add_argument("--bc-warmup", type=float, default=0.05, help="share of BC steps ramping the lr up")
+    parser.add_argument("--bc-eval-every", type=int, default=6)
     parser.add_argument("--grpo-lr", type=float, default=1e-4)
-    parser.add_argument("--max-grpo-steps", type=int, default=40)
+    parser.add_argument("--max-grpo-steps", type=int, default=20)
     parser.add_argument("--grpo-max-turns", type=int, default=4, help="turn limit of GRPO's training rollouts")
     parser.add_argument("--step-cost", type=float, default=0.1, help="GRPO reward: success - step_cost * turns")
     parser.add_argument("--kl-coef", type=float, default=0.0, help="GRPO's KL to the warm-started policy")

@@ -131,6 +131,34 @@ async def test_an_sft_epoch_lowers_the_loss_on_the_demonstrations(server, tokeni
         assert float(sft_loss(model, trajectories)) < before
 
 
+def test_the_cosine_schedule_warms_up_peaks_and_decays_to_zero_while_constant_stays_flat():
+    cosine = SFTConfig(lr=1e-3, epochs=4, schedule="cosine", warmup_frac=0.1)
+    factors = [cosine.lr_factor(step, 100) for step in range(100)]
+    warmup, decay = factors[:10], factors[10:]
+    assert all(a < b for a, b in zip(warmup, warmup[1:])) and warmup[-1] < 1.0
+    assert decay[0] == 1.0 and all(a > b for a, b in zip(decay, decay[1:])) and decay[-1] < 0.001
+    assert {SFTConfig().lr_factor(step, 100) for step in range(100)} == {1.0}  # the old behaviour, by default
+
+
+@pytest.mark.parametrize("settings", [{"schedule": "linear"}, {"warmup_frac": 1.0}, {"warmup_frac": -0.1}])
+def test_a_bad_sft_schedule_is_refused(settings):
+    with pytest.raises(ValueError, match="schedule"):
+        SFTConfig(**settings)
+
+
+async def test_the_trainer_follows_the_schedule_over_its_epochs(server, tokenizer, model):
+    trajectories = [d.trajectory for d in await _demos(server, tokenizer)]
+    config = SFTConfig(lr=1e-2, epochs=2, batch_size=1, schedule="cosine", warmup_frac=0.25)
+    trainer = SFTTrainer(model, config)
+    applied = []
+    for _ in range(2):
+        trainer.epoch(trajectories)  # two batches of one: steps 0-1, then 2-3
+        applied.append(trainer.optimizer.param_groups[0]["lr"])
+    assert trainer.steps == 4
+    assert applied == [pytest.approx(1e-2 * config.lr_factor(step, 4)) for step in (1, 3)]
+    assert applied[1] < applied[0]
+
+
 def test_warm_start_saves_a_checkpoint_rl_loads_and_keeps_held_out_tasks_out(server, tiny_model_dir, tmp_path):
     train = registry.load("babyai").tasks("train", "easy")
     held_out = {t.task_id for t in pick_tasks(train, 3, seed=0, match="GoToLocal")}  # same split: must be skipped
@@ -161,6 +189,7 @@ def test_warm_start_from_a_server_without_the_oracle_says_so_in_one_line(tiny_mo
     (["--endpoint", "babyai"], "ENV=host:port"),
     (["--endpoint", "babyai=127.0.0.1:1", "--episodes", "0"], "--episodes >= 1"),
     (["--endpoint", "babyai=127.0.0.1:1", "--epochs", "0"], "bad SFT settings"),
+    (["--endpoint", "babyai=127.0.0.1:1", "--warmup", "1.5"], "bad SFT schedule"),
 ])
 def test_bad_warm_start_arguments_are_one_line_errors(tiny_model_dir, tmp_path, args, says):
     result = CliRunner().invoke(cli, ["warm-start", "--model", str(tiny_model_dir), "--out", str(tmp_path / "w"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -120,10 +121,25 @@ class SFTConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     seed: int = 0
+    schedule: str = "constant"  # or "cosine": decay to zero over all `epochs`
+    warmup_frac: float = 0.0  # share of all optimizer steps spent ramping the lr up from zero
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.max_grad_norm <= 0:
             raise ValueError(f"bad SFT settings: {self}")
+        if self.schedule not in ("constant", "cosine") or not 0 <= self.warmup_frac < 1:
+            raise ValueError(f"bad SFT schedule: {self.schedule!r} (known: constant, cosine), warmup_frac "
+                             f"{self.warmup_frac} (give 0 <= warmup_frac < 1)")
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """The multiplier of `lr` at optimizer step `step` (from 0) of `total_steps`."""
+        warmup = self.warmup_frac * total_steps
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if self.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1.0, total_steps - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class SFTTrainer:
@@ -135,6 +151,14 @@ class SFTTrainer:
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self._rng = random.Random(config.seed)
         self.epochs = 0
+        self.steps = 0
+
+    def _set_lr(self, batches_per_epoch: int) -> None:
+        # The schedule spans the configured epochs at this epoch's batch count; epochs past them keep the last lr.
+        total = self.config.epochs * batches_per_epoch
+        factor = self.config.lr_factor(min(self.steps, total - 1), total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * factor
 
     def epoch(self, trajectories: Sequence[Trajectory]) -> float:
         """One pass over batches of similar length (padding is most of the cost on CPU), in a seeded order;
@@ -148,11 +172,13 @@ class SFTTrainer:
         self.model.train()
         losses = []
         for batch in batches:
+            self._set_lr(len(batches))
             self.optimizer.zero_grad()
             loss = sft_loss(self.model, batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
             self.optimizer.step()
+            self.steps += 1
             losses.append(float(loss.detach()))
         self.model.eval()
         self.epochs += 1
@@ -263,10 +289,13 @@ def _endpoints(values: Sequence[str]) -> dict[str, str]:
 @click.option("--epochs", default=8, show_default=True)
 @click.option("--lr", default=3e-3, show_default=True)
 @click.option("--batch-size", default=16, show_default=True, help="Trajectories per optimizer step.")
+@click.option("--schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+              help="Learning rate over the epochs: flat, or a cosine decay to zero.")
+@click.option("--warmup", default=0.0, show_default=True, help="Share of the steps ramping the lr up from zero.")
 @click.option("--seed", default=0, show_default=True, help="Seeds the task draw and the batch order.")
 def warm_start_command(model_dir: str, out: str, endpoints: tuple[str, ...], episodes: int, split: str,
                        difficulties: str, match: str, exclude_tasks: str | None, interface: str, max_turns: int,
-                       epochs: int, lr: float, batch_size: int, seed: int) -> None:
+                       epochs: int, lr: float, batch_size: int, schedule: str, warmup: float, seed: int) -> None:
     """Behaviour-clone a model on oracle episodes (action tokens only) and save the checkpoint RL starts from."""
     from transformers.utils import logging as transformers_logging
 
@@ -276,7 +305,8 @@ def warm_start_command(model_dir: str, out: str, endpoints: tuple[str, ...], epi
     try:
         if episodes < 1 or max_turns < 0:
             raise ValueError(f"need --episodes >= 1 and --max-turns >= 0, got {episodes} and {max_turns}")
-        config = SFTConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed)
+        config = SFTConfig(lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, schedule=schedule,
+                           warmup_frac=warmup)
         path = warm_start(model_dir, out, _endpoints(endpoints), None, episodes, seed,
                           difficulties=[d.strip() for d in difficulties.split(",") if d.strip()], split=split,
                           match=match, exclude=read_task_ids(exclude_tasks) if exclude_tasks else (),

@@ -16,6 +16,8 @@ def local_fleet(envs: Sequence[str]) -> Iterator[dict[str, str]]:
     """{env: "127.0.0.1:port"} while the servers run."""
     with contextlib.ExitStack() as stack:
         servers = [LocalServer(env, "--enable-oracle", "--log-level", "warning") for env in envs]
+        # The servers die with the thread that started them (trainer/local_servers.py): the pool's threads live
+        # until the fleet is done.
         with ThreadPoolExecutor(max_workers=max(len(servers), 1)) as threads:
             started = [threads.submit(server.__enter__) for server in servers]
             errors = []
@@ -27,4 +29,4 @@ def local_fleet(envs: Sequence[str]) -> Iterator[dict[str, str]]:
                     errors.append(err)
             if errors:
                 raise errors[0]
-        yield {server.env: server.target for server in servers}
+            yield {server.env: server.target for server in servers}

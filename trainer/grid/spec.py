@@ -76,6 +76,7 @@ class WarmStart(Strict):
     difficulties: list[str] = Field(default_factory=lambda: ["easy"], min_length=1)
     epochs: int = Field(8, ge=1)
     lr: float = Field(3e-3, gt=0)
+    batch_size: int = Field(16, ge=1)  # episodes per optimizer step
 
     check_envs = field_validator("envs")(lambda cls, v: _known("env", v, ENVS))
 

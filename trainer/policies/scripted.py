@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trainer.policies.base import Turn
+from trainer.policies.candidates import concrete_actions
 
 
 class OraclePolicy:
@@ -15,10 +16,12 @@ class OraclePolicy:
 
 
 class RandomPolicy:
-    """A uniform choice among the valid actions shown; the floor of every table."""
+    """A uniform choice among the actions choice mode offers (the valid actions shown, templates filled from the
+    episode's text: trainer/policies/candidates.py); the floor of every table."""
 
     name = "random"
 
     async def act(self, turn: Turn) -> str:
-        actions = turn.observation.valid_actions
+        transcript = "\n".join(message.content for message in turn.messages)
+        actions = concrete_actions(turn.observation.valid_actions, transcript, turn.observation.text)
         return turn.rng.choice(actions) if actions else "look"

@@ -57,7 +57,8 @@ def _intro(grid: Grid, stats: dict, store: ResultsStore) -> list[str]:
     tiny = [n for n, p in spec.policies.items() if p.kind == "tiny"]
     if tiny:
         lines += ["", f"The `{'`, `'.join(tiny)}` policy is a tiny randomly initialised Qwen2 model trained on CPU, "
-                  "choosing among the valid actions. "
+                  "choosing among the valid actions (templates such as `search[<query>]` filled with spans of the "
+                  "text it has read; the random row draws from the same candidates: docs/policies.md). "
                   + (f"It is warm-started by behaviour cloning on {warm.episodes} oracle episodes per env of "
                      f"{', '.join(warm.envs)} (train split, disjoint from the held-out tasks) before any RL stage; "
                      "its \"untrained\"/\"base\" rows are that warm-started model. "
@@ -87,6 +88,12 @@ def build(run_dir: Path) -> tuple[str, dict]:
         lines = _intro(grid, stats, store)
         lines += _section("Reference rows", tables.reference(grid, stats),
                           note="Every baseline policy on every env and difficulty (original interface).")
+        easy = grid.spec.evaluation.difficulties[0]
+        body = tables.signal(grid, stats, easy)
+        if body:
+            lines += _section(f"Signal: trained policies against random ({easy})", body,
+                              note="Whether the tables below can measure anything: a policy at the random row's "
+                                   "level has nothing to transfer or forget.")
         if grid.views.difficulty:
             body = tables.difficulty(grid, stats)
             groups = [f"{e}:{r}" for (_, e, r) in grid.views.difficulty]

@@ -200,3 +200,38 @@ def turns_tokens(grid: Grid, stats: Stats) -> tuple[list[str], list[tuple[str, s
             rows.append([train, f"{policy} trained on {train}", f"{s.turns:.2f}", f"{s.policy_tokens:.1f}"])
             points.append((train, f"{policy} (RL)", s.turns, s.policy_tokens))
     return table(["env", "policy", "mean turns", "mean policy tokens"], rows), points
+
+
+def signal(grid: Grid, stats: Stats, difficulty: str = "easy") -> list[str]:
+    """Per env, on `difficulty`: each trained policy before RL (warm-started when the spec says so), after GRPO on
+    that env (A2's diagonal), and the random row; "above random" when the policy's 95% interval lies above random's
+    avg@k. Empty when the grid has no random row or no trained policy."""
+    random_policies = [p for p in grid.spec.baseline_policies if grid.spec.policies[p].kind == "random"]
+    trained = grid.spec.trained_policies
+    if not random_policies or not trained:
+        return []
+    rows, verdicts = [], []
+    for policy in trained:
+        for env in grid.spec.envs:
+            base_key = grid.views.reference.get((policy, env, difficulty))
+            random_key = grid.views.reference.get((random_policies[0], env, difficulty))
+            if base_key is None or random_key is None:
+                continue
+            base, rand = stats.get(base_key), stats.get(random_key)
+            rl_key = grid.views.transfer.get(policy, {}).get(env, {}).get(env)
+            above = base is not None and rand is not None and base.avg.low > rand.avg.value
+            rows.append([env, grid.cells[base_key].label, success(stats, base_key), success(stats, rl_key),
+                         success(stats, random_key), DASH if base is None or rand is None else
+                         f"{signed(base.avg.value - rand.avg.value)}{' (above random)' if above else ''}"])
+            if base is not None and rand is not None:
+                verdicts.append((policy, env, above))
+    lines = table(["env", "policy (before RL)", "avg@k % [95% CI]", "after GRPO on the env", "random",
+                   "policy − random, points"], rows)
+    for policy in trained:
+        mine = [(env, above) for p, env, above in verdicts if p == policy]
+        if mine:
+            winners = [env for env, above in mine if above]
+            lines += ["", f"`{policy}` before RL is above random on {difficulty} in {len(winners)} of {len(mine)} "
+                          f"environments ({', '.join(winners) or 'none'}): its 95% interval lies above random's "
+                          f"avg@k there."]
+    return lines

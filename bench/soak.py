@@ -23,7 +23,7 @@ from pathlib import Path
 import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.transport import choose, machine, rss_bytes, test_tasks
+from bench.transport import machine, rss_bytes, test_tasks
 from trainer.client.env_client import AsyncEnvClient
 from trainer.client.errors import EnvCallError
 from trainer.client.pool import Deadlines, EnvPool, EpisodeFailed, EpisodeRequest
@@ -55,6 +55,12 @@ class Sample:
     episodes: int
     abandoned: int
     errors: int  # unexpected ones, during the minute before
+
+
+def choose(valid_actions: tuple[str, ...], rng: random.Random) -> str:
+    """A seeded pick among the valid actions, on every env alike: the transport benchmark's policy says "noop" on
+    the null env, where an episode would then never end and the soak would open no new ones."""
+    return rng.choice(valid_actions) if valid_actions else "look"
 
 
 async def worker(index: int, pool: EnvPool, stream: AsyncSessionStream, tasks: list[str], pace_s: float,

@@ -15,9 +15,13 @@ class AlfWorldEpisode:
         self.task = task
         self._engine = Engine(game)
         self._task_text = task_text
-        state = self._engine.reset()
-        self._won = bool(state["won"])
-        self._obs = self._observation(state.feedback, state)
+        try:
+            state = self._engine.reset()
+            self._won = bool(state["won"])
+            self._obs = self._observation(state.feedback, state)
+        except BaseException:
+            self._engine.close()
+            raise
         walkthrough = game.get("walkthrough")
         self._plan: list[str] | None = list(walkthrough) if walkthrough else None
 
@@ -56,7 +60,7 @@ class AlfWorldEpisode:
         return self._plan[0]
 
     def close(self) -> None:
-        self._engine = None  # type: ignore[assignment]  # drops the engine and its planner state
+        self._engine.close()  # its Fast Downward library copy goes back to the pool for the next game
 
     def _observation(self, text: str, state: Any) -> Observation:
         commands = tuple(sorted(state["admissible_commands"]))

@@ -200,8 +200,10 @@ async def main(envs: list[str], seconds: float, sessions: int, client_procs: int
     lines = ["# Transport benchmark", "", f"Command: `make bench` (`python -m bench.transport --seconds {seconds:g} "
              f"--sessions {sessions} --client-procs {client_procs}`)", f"Machine: {machine()}", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              "", f"The server runs in its own process; the load comes from {client_procs} asyncio client processes "
-             "(concurrency split between them) on the same machine, so all share its two cores. Each episode is reset, then stepped with a seeded random choice among the "
-             f"valid actions for at most {EPISODE_TURNS} turns. Latency is per Step call as the client sees it.", ""]
+             "(concurrency split between them) on the same machine, so all share its two cores. Each episode is reset, then "
+             f"stepped for at most {EPISODE_TURNS} turns with a seeded random choice among the valid actions (on the "
+             "null env always `noop`, so its episodes too run the full turn limit, as rollouts do). Latency is per "
+             "Step call as the client sees it.", ""]
     table = ["| env | transport | concurrency | steps/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
     summary = []
     for env in envs:

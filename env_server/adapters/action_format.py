@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -62,7 +62,7 @@ class NumberedChoice:
         if templates:
             text += "\nOr write an action of the form: " + " or ".join(templates)
         numbers = tuple(str(i) for i in range(1, len(choices) + 1))
-        return replace(obs, text=text, valid_actions=numbers + tuple(templates))
+        return obs.but(text=text, valid_actions=numbers + tuple(templates))
 
     def parse(self, text: str, obs: Observation) -> str | Rejected:
         choices = _choices(obs)
@@ -102,8 +102,8 @@ class FunctionCall:
     def render(self, obs: Observation, turn: Turn) -> Observation:
         calls = _calls(obs.valid_actions)
         if turn.index != 0:
-            return replace(obs, valid_actions=calls)
-        return replace(obs, text=f"{tool_header(obs.valid_actions)}\n\n{obs.text}", valid_actions=calls)
+            return obs.but(valid_actions=calls)
+        return obs.but(text=f"{tool_header(obs.valid_actions)}\n\n{obs.text}", valid_actions=calls)
 
     def parse(self, text: str, obs: Observation) -> str | Rejected:
         call = _load_call(text)

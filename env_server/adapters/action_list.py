@@ -4,7 +4,7 @@ on the first turn only, or never. The list stays on the observation for the adap
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 from env_server.adapters.base import AdapterKind, AdapterParamInfo, RenderOnly, Turn, register
@@ -20,11 +20,11 @@ class ActionList(RenderOnly):
 
     def render(self, obs: Observation, turn: Turn) -> Observation:
         if self.show == "never" or (self.show == "first" and turn.index != 0):
-            return replace(obs, actions_hidden=True)
+            return obs.but(actions_hidden=True)
         if not obs.valid_actions:
-            return replace(obs, actions_hidden=False)
+            return obs.but(actions_hidden=False)
         listing = "\n".join(obs.valid_actions)
-        return replace(obs, text=f"{obs.text}\n\nValid actions:\n{listing}", actions_hidden=False)
+        return obs.but(text=f"{obs.text}\n\nValid actions:\n{listing}", actions_hidden=False)
 
 
 KIND = register(AdapterKind(

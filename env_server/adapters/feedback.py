@@ -4,7 +4,7 @@ actions it could have taken. Valid turns pass through unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 from env_server.adapters.base import AdapterKind, AdapterParamInfo, RenderOnly, Turn, register
@@ -24,14 +24,14 @@ class Feedback(RenderOnly):
             return obs
         if self.verbosity == "terse":
             # Nothing changed in the world; the previous observation still holds.
-            return replace(obs, text=TERSE_TEXT, fields={"message": TERSE_TEXT})
+            return obs.but(text=TERSE_TEXT, fields={"message": TERSE_TEXT})
         parts = [obs.text, "That action was not valid here."]
         message = obs.fields.get("message")
         if isinstance(message, str) and message and message not in obs.text:
             parts.append(message)
         if obs.valid_actions:
             parts.append("Valid actions: " + "; ".join(obs.valid_actions))
-        return replace(obs, text="\n".join(parts))
+        return obs.but(text="\n".join(parts))
 
 
 KIND = register(AdapterKind(

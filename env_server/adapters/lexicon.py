@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from threading import Lock
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -45,8 +45,16 @@ def _nonce(word: str, seed: int, attempt: int) -> str:
 class Lexicon:
     forward: Mapping[str, str]  # entity word -> nonce, both lowercase
     backward: Mapping[str, str]
+    # The same maps over every case a word is renamed in (lower, Title, UPPER), so renaming is one dict lookup
+    # per word, done in C; a word in any other case is in neither and stays as it is.
+    _forward_cased: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _backward_cased: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     seen: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     seen_lists: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._forward_cased.update(_cased(self.forward))
+        self._backward_cased.update(_cased(self.backward))
 
     @classmethod
     def build(cls, tokens: Sequence[str], seed: int) -> "Lexicon":
@@ -64,7 +72,7 @@ class Lexicon:
         # Most strings (commands, titles, buttons) come back every turn: remember their renaming.
         renamed = self.seen.get(text)
         if renamed is None:
-            renamed = _rename_words(text, self.forward)
+            renamed = _rename_words(text, self._forward_cased)
             if len(self.seen) < _REMEMBERED:
                 self.seen[text] = renamed
         return renamed
@@ -73,38 +81,34 @@ class Lexicon:
         # A valid-action list often repeats turn after turn: one lookup instead of one per action.
         renamed = self.seen_lists.get(texts)
         if renamed is None:
-            renamed = tuple(self.encode(t) for t in texts)
+            renamed = tuple(map(self.encode, texts))
             if len(self.seen_lists) < _REMEMBERED_LISTS:
                 self.seen_lists[texts] = renamed
         return renamed
 
     def decode(self, text: str) -> str:
-        return _rename_words(text, self.backward)  # model text rarely repeats: nothing to remember
+        return _rename_words(text, self._backward_cased)  # model text rarely repeats: nothing to remember
 
 
 _REMEMBERED = 100_000  # strings per lexicon; past that, new ones are renamed without being kept
 _REMEMBERED_LISTS = 4_096
 
 
-def _rename_words(text: str, table: Mapping[str, str]) -> str:
-    # split() with a capturing group puts the words at odd indices; cheaper than a Python callback per word.
+def _cased(table: Mapping[str, str]) -> dict[str, str]:
+    cased: dict[str, str] = {}
+    for word, new in table.items():
+        cased[word.title()] = new.title()
+        cased[word.upper()] = new.upper()
+        cased[word] = new
+    return cased
+
+
+def _rename_words(text: str, cased: Mapping[str, str]) -> str:
+    # split() with a capturing group puts the words at odd indices; map(get, words, words) swaps them in C.
     parts = _WORD_SPLIT.split(text)
-    for i in range(1, len(parts), 2):
-        parts[i] = _swap(parts[i], table)
+    words = parts[1::2]
+    parts[1::2] = map(cased.get, words, words)
     return "".join(parts)
-
-
-def _swap(token: str, table: Mapping[str, str]) -> str:
-    if token.islower():
-        return table.get(token, token)
-    new = table.get(token.lower())
-    if new is None:
-        return token
-    if token.isupper():
-        return new.upper()
-    if token.istitle():
-        return new.title()
-    return token  # mixed case: left alone, so the mapping stays exactly invertible
 
 
 def _rename(value: Any, lexicon: Lexicon) -> Any:
@@ -113,6 +117,8 @@ def _rename(value: Any, lexicon: Lexicon) -> Any:
     if isinstance(value, dict):
         return {lexicon.encode(k): _rename(v, lexicon) for k, v in value.items()}
     if isinstance(value, list):
+        if all(isinstance(v, str) for v in value):  # lists of names repeat turn after turn
+            return list(lexicon.encode_all(tuple(value)))
         return [_rename(v, lexicon) for v in value]
     return value
 
@@ -123,9 +129,11 @@ class LexiconAdapter:
     lexicon: Lexicon
 
     def render(self, obs: Observation, turn: Turn) -> Observation:
-        return replace(obs, text=self.lexicon.encode(obs.text),
-                       valid_actions=self.lexicon.encode_all(obs.valid_actions),
-                       fields=_rename(dict(obs.fields), self.lexicon))
+        fields = _rename(dict(obs.fields), self.lexicon)
+        derive = obs.text_of_fields  # JSON or key-value text of the fields: render it from the renamed ones
+        text = derive(fields) if derive is not None else self.lexicon.encode(obs.text)
+        return obs.but(text=text, valid_actions=self.lexicon.encode_all(obs.valid_actions), fields=fields,
+                       text_of_fields=derive)
 
     def parse(self, text: str, obs: Observation) -> str | Rejected:
         return self.lexicon.decode(text)

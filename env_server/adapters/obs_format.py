@@ -5,7 +5,7 @@ fields (Observation.fields). It replaces the text it receives, so adapters that 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Mapping
 
 from env_server.adapters.base import AdapterKind, AdapterParamInfo, RenderOnly, Turn, register
@@ -19,8 +19,12 @@ def _content(obs: Observation) -> Mapping[str, Any]:
     return obs.fields if obs.fields else {"text": obs.text}
 
 
+# One encoder for all: json.dumps with any non-default option builds a new encoder on every call.
+_TO_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def to_json(obs: Observation) -> str:
-    return json.dumps(_content(obs), ensure_ascii=False)
+    return _TO_JSON(_content(obs))
 
 
 def _lines(prefix: str, value: Any) -> Iterator[str]:
@@ -48,6 +52,9 @@ def to_kv(obs: Observation) -> str:
     return "\n".join(_lines("", _content(obs)))
 
 
+_RENDERERS = {"json": _TO_JSON, "kv": lambda fields: "\n".join(_lines("", fields))}
+
+
 @dataclass(frozen=True, slots=True)
 class ObsFormat(RenderOnly):
     name: ClassVar[str] = "obs_format"
@@ -56,7 +63,9 @@ class ObsFormat(RenderOnly):
     def render(self, obs: Observation, turn: Turn) -> Observation:
         if self.format == "prose":
             return obs
-        return replace(obs, text=to_json(obs) if self.format == "json" else to_kv(obs))
+        text = to_json(obs) if self.format == "json" else to_kv(obs)
+        # With fields, the text is theirs alone: an adapter that renames them (lexicon) renders it again.
+        return obs.but(text=text, text_of_fields=_RENDERERS[self.format] if obs.fields else None)
 
 
 KIND = register(AdapterKind(

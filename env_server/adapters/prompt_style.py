@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 from env_server.adapters.base import AdapterKind, AdapterParamInfo, Rejected, Turn, register
@@ -30,9 +30,9 @@ class PromptStyle:
         # number or wrap the listed actions still recognise what encode() produces.
         actions = _action_lines(obs.valid_actions) if self.style == "react" else obs.valid_actions
         if turn.index != 0:
-            return replace(obs, valid_actions=actions)
+            return obs.but(valid_actions=actions)
         header = REACT_HEADER if self.style == "react" else BARE_HEADER
-        return replace(obs, text=f"{header}\n\n{obs.text}", valid_actions=actions)
+        return obs.but(text=f"{header}\n\n{obs.text}", valid_actions=actions)
 
     def parse(self, text: str, obs: Observation) -> str | Rejected:
         if self.style == "bare":

@@ -131,6 +131,22 @@ def test_lexicon_renames_text_actions_and_fields_including_keys():
     assert "oak" not in json.dumps(obs.fields) and "inventory" in obs.fields
 
 
+@pytest.mark.parametrize("fmt", ["json", "kv"])
+def test_lexicon_after_obs_format_renders_the_renamed_fields_and_text_that_follows_is_renamed_as_text(fmt):
+    multiline = Observation("x", CRAFT.valid_actions, {**CRAFT.fields, "note": "one\noak log"})
+    formatted = stack(("obs_format", {"format": fmt}), ("lexicon", {}), seed=3)
+    renamed = formatted.render(multiline, Turn(0))
+    # The text is the renamed fields' own rendering, so a word after an escape ("\noak" in JSON) is renamed too.
+    assert renamed.text == stack(("obs_format", {"format": fmt})).render(Observation("x", (), renamed.fields),
+                                                                       Turn(0)).text
+    assert "oak" not in renamed.text
+    # Text added before the lexicon is no longer the fields' rendering: it is renamed word by word.
+    listed = stack(("obs_format", {"format": fmt}), ("action_list", {}), ("lexicon", {}), seed=3)
+    head, listing = listed.render(multiline, Turn(0)).text.split("\n\nValid actions:\n")
+    unrenamed = stack(("obs_format", {"format": fmt})).render(multiline, Turn(0)).text
+    assert head == Lexicon.build(entity_tokens(WORDS), seed=3).encode(unrenamed) and "oak" not in listing
+
+
 def test_action_list_shows_on_the_turns_asked_and_hidden_lists_do_not_reach_the_client():
     every = stack(("action_list", {"show": "every"})).render(CRAFT, Turn(2))
     assert "Valid actions:\n" in every.text and not every.actions_hidden

@@ -34,14 +34,14 @@ policies:
   random: {kind: random}
 budget: {turn_tokens: 24, trajectory_tokens: 1536}
 training: {steps: 1, tasks_per_step: 2, group_size: 2}
-evaluation: {tasks: 2, k: 2, difficulties: [easy]}
+evaluation: {tasks: 2, k: 2, difficulties: [easy], signal_tasks: 3}
 axes:
   difficulty: {envs: [babyai], regimes: [easy, easy_then_hard], test: [easy]}
   cross_env: {train: [babyai, textcraft]}
   sequential: {orders: [[babyai, textcraft]]}
   interface: {envs: [babyai], test: [numbered], lexicon: true}
 """
-KILL_AFTER_CELLS = 10  # the 8 scripted cells and a couple of the tiny policy's: training is under way
+KILL_AFTER_CELLS = 12  # the 10 scripted cells and a couple of the tiny policy's: training is under way
 # About a CPU minute in all; the wall time stretches when the 2 cores are shared with other work.
 pytestmark = pytest.mark.timeout(1200)
 
@@ -159,6 +159,12 @@ def test_the_report_is_built_from_the_store_and_its_numbers_match_it(resumed_run
         assert turns == f"{mean_turns:.1f}"
         if policy == "oracle" and env == "babyai":  # (TextCraft's recipes need more than these 4 turns)
             assert avg_cell.startswith("100.0"), "the oracle solves every sampled easy task"
+    signal_rows = _table(report, "Signal: trained policies against random (easy)")
+    assert [row[0] for row in signal_rows] == ["babyai", "textcraft"]
+    for env, label, shape, base, _, random_avg, _ in signal_rows:
+        assert (label, shape) == ("tiny", "3x2")
+        assert base.split(" [")[0] == avg(grid.views.signal[("tiny", env)])
+        assert random_avg.split(" [")[0] == avg(grid.views.signal[("random", env)])
     transfer = _table(report, "A2 — transfer matrix (tiny)")
     matrix = grid.views.transfer["tiny"]
     assert [row[0] for row in transfer] == ["base (untrained)", "trained on babyai", "trained on textcraft"]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from env_server.tasks import sample_tasks
+from env_server.types import TaskInfo
 from trainer.grid.expand import expand
+from trainer.grid.local import held_out_ids
 from trainer.grid.spec import parse_spec
 from trainer.report import tables
 from trainer.report.stats import cell_stats
@@ -43,7 +46,34 @@ def test_signal_rows_compare_the_warm_started_policy_with_random_and_count_the_e
     assert lines[-1].startswith("`tiny` before RL is above random on easy in 1 of 2 environments (babyai)")
 
 
+def test_with_signal_tasks_the_section_reads_cells_of_its_own_on_that_many_tasks():
+    spec = {**SPEC, "evaluation": {**SPEC["evaluation"], "signal_tasks": 6}}
+    grid = expand(parse_spec(spec))
+    assert set(grid.views.signal) == {(p, e) for p in ("tiny", "random") for e in ("babyai", "textcraft")}
+    for (policy, env), key in grid.views.signal.items():
+        cell = grid.cells[key]
+        assert (cell.tasks, cell.difficulty, cell.policy) == (6, "easy", policy)
+        assert key != grid.views.reference[(policy, env, "easy")]
+        assert cell.node == grid.cells[grid.views.reference[(policy, env, "easy")]].node  # the same checkpoint
+    stats = {key: None for key in grid.cells}  # reference rows not run: only the signal cells have numbers
+    for (policy, env), key in grid.views.signal.items():
+        stats[key] = cell_stats(env, _records([True] * 12 if policy == "tiny" else [False] * 12))
+    lines = tables.signal(grid, stats, "easy")
+    babyai = next(line for line in lines if line.startswith("| babyai"))
+    assert "| 6x2 |" in babyai and "+100.0 (above random)" in babyai
+    assert lines[-1].startswith("`tiny` before RL is above random on easy in 2 of 2 environments")
+
+
 def test_no_signal_section_without_a_random_row():
     spec = {**SPEC, "policies": {"tiny": {"kind": "tiny"}}}
     grid = expand(parse_spec(spec))
     assert tables.signal(grid, {key: None for key in grid.cells}, "easy") == []
+
+
+def test_a_warm_start_holds_out_the_signal_cells_tasks_too():
+    grid = expand(parse_spec({**SPEC, "evaluation": {**SPEC["evaluation"], "signal_tasks": 12}}))
+    tasks = [TaskInfo(f"task-{i}", "test", "easy") for i in range(40)]
+    held_out = held_out_ids(grid.spec.evaluation, tasks)
+    for cell in grid.cells.values():  # every task any cell plays, as trainer/datasets.py draws them
+        assert {t.task_id for t in sample_tasks(tasks, cell.tasks, cell.seed)} <= held_out
+    assert len(held_out) < len(tasks)

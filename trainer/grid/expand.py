@@ -80,6 +80,8 @@ class Views:
     interface_trained_on: str = "original"
     # plan name -> {env: {difficulty: key}}
     plans: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    # (policy, env) -> key: trained policies before RL and the random row on evaluation.signal_tasks tasks
+    signal: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,8 +163,9 @@ class _Builder:
     def max_turns(self, env: str) -> int:
         return self.spec.envs[env].max_turns or 0
 
-    def cell(self, policy: str, node: str | None, env: str, difficulty: str, interface: str = "original") -> str:
-        ev = self.spec.evaluation
+    def cell(self, policy: str, node: str | None, env: str, difficulty: str, interface: str = "original",
+             tasks: int = 0) -> str:
+        ev = self.spec.evaluation.model_copy(update={"tasks": tasks}) if tasks else self.spec.evaluation
         label = self.grid.nodes[node].label if node else policy
         body = {"policy": policy if node is None else None, "kind": self.spec.policies[policy].kind,
                 "policy_spec": self.spec.policies[policy].model_dump(mode="json"), "node": node, "env": env,
@@ -174,10 +177,10 @@ class _Builder:
                                              interface, ev.tasks, ev.k, ev.seed, self.max_turns(env)))
         return key
 
-    def policy_cell(self, policy: str, env: str, difficulty: str, interface: str = "original") -> str:
+    def policy_cell(self, policy: str, env: str, difficulty: str, interface: str = "original", tasks: int = 0) -> str:
         """The untrained policy's cell (warm-started when the spec says so); scripted policies have no node."""
         node = self.start(policy) if self.spec.policies[policy].trainable else None
-        return self.cell(policy, node, env, difficulty, interface)
+        return self.cell(policy, node, env, difficulty, interface, tasks)
 
     # --- axes ------------------------------------------------------------------------------------------
 
@@ -187,6 +190,7 @@ class _Builder:
             for env in spec.envs:
                 for difficulty in spec.evaluation.difficulties:
                     views.reference[(policy, env, difficulty)] = self.policy_cell(policy, env, difficulty)
+        self._signal()
         for policy in spec.trained_policies:
             self._difficulty(policy)
             self._cross_env(policy)
@@ -197,6 +201,16 @@ class _Builder:
             views.plans[plan.name] = {env: {d: self.cell(plan.policy, last, env, d)
                                             for d in spec.evaluation.difficulties} for env in spec.envs}
         return self.grid
+
+    def _signal(self) -> None:
+        tasks = self.spec.evaluation.signal_tasks
+        randoms = [p for p in self.spec.baseline_policies if self.spec.policies[p].kind == "random"]
+        if not tasks or not randoms or not self.spec.trained_policies:
+            return
+        difficulty = self.spec.evaluation.difficulties[0]
+        for policy in [*self.spec.trained_policies, randoms[0]]:
+            for env in self.spec.envs:
+                self.grid.views.signal[(policy, env)] = self.policy_cell(policy, env, difficulty, tasks=tasks)
 
     def _difficulty(self, policy: str) -> None:
         axis = self.spec.axes.difficulty

@@ -20,7 +20,7 @@ from trainer.episodes import Budget, EpisodeRunner, EpisodeSpec
 from trainer.evaluation import sample_k
 from trainer.grid.expand import Cell, Node
 from trainer.grid.records import record
-from trainer.grid.spec import GridSpec, PolicySpec, Stage
+from trainer.grid.spec import EvaluationSettings, GridSpec, PolicySpec, Stage
 from trainer.policies.scripted import OraclePolicy, RandomPolicy
 
 MAX_EPISODES = 256  # open episodes per environment
@@ -28,6 +28,13 @@ MAX_EPISODES = 256  # open episodes per environment
 
 def interface_of(name: str) -> tuple[tuple[str, dict[str, str]], ...]:
     return () if name == "original" else (("preset", {"name": name}),)
+
+
+def held_out_ids(evaluation: EvaluationSettings, tasks: Sequence[TaskInfo]) -> set[str]:
+    """The task ids any evaluation cell of one env and difficulty draws from `tasks`: the cells' sample and the
+    signal cells' (evaluation.signal_tasks), which a warm start must never train on."""
+    counts = {evaluation.tasks, evaluation.signal_tasks} - {0}
+    return {t.task_id for count in counts for t in sample_tasks(tasks, count, evaluation.seed)}
 
 
 class RoutedSource:
@@ -172,8 +179,7 @@ class LocalBackend:
         for env in warm.envs:  # never train on a task any evaluation holds out
             for difficulty in self.spec.evaluation.difficulties:
                 tasks = await self.tasks(env, self.spec.test_split(env), difficulty)
-                held_out.update(t.task_id for t in sample_tasks(tasks, self.spec.evaluation.tasks,
-                                                                self.spec.evaluation.seed))
+                held_out |= held_out_ids(self.spec.evaluation, tasks)
         await warm_start_async(parent, out_dir, self.endpoints, warm.envs, warm.episodes, self.spec.training.seed,
                                difficulties=warm.difficulties, exclude=held_out, budget=self.budget,
                                config=SFTConfig(lr=warm.lr, epochs=warm.epochs, batch_size=warm.batch_size,

@@ -145,6 +145,10 @@ class EvaluationSettings(Strict):
     k: int = Field(8, ge=1)  # samples per task: avg@k, pass@k
     seed: int = 0  # draws the tasks and seeds the samples
     difficulties: list[str] = Field(default_factory=lambda: ["easy", "hard"], min_length=1)
+    # The report's Signal section (each trained policy before RL against random, on the first difficulty) on
+    # this many tasks per env, in cells of its own: a few tasks per cell cannot tell 25% from 6%. 0: it reads the
+    # reference rows.
+    signal_tasks: int = Field(0, ge=0)
 
 
 class DifficultyAxis(Strict):

@@ -52,7 +52,9 @@ def _intro(grid: Grid, stats: dict, store: ResultsStore) -> list[str]:
              f"{spec.evaluation.k}); turn limits "
              + ", ".join(f"{e} {spec.envs[e].max_turns or 'default'}" for e in spec.envs)
              + f"; {spec.budget.trajectory_tokens}-token trajectories. Training: GRPO, {spec.training.steps} steps per "
-             f"stage and env, {spec.training.tasks_per_step} tasks x {spec.training.group_size} rollouts per step."]
+             f"stage and env, {spec.training.tasks_per_step} tasks x {spec.training.group_size} rollouts per step."
+             + (f" The Signal section's cells: {spec.evaluation.signal_tasks} tasks per env."
+                if grid.views.signal else "")]
     warm = spec.training.warm_start
     tiny = [n for n, p in spec.policies.items() if p.kind == "tiny"]
     if tiny:

@@ -205,7 +205,8 @@ def turns_tokens(grid: Grid, stats: Stats) -> tuple[list[str], list[tuple[str, s
 def signal(grid: Grid, stats: Stats, difficulty: str = "easy") -> list[str]:
     """Per env, on `difficulty`: each trained policy before RL (warm-started when the spec says so), after GRPO on
     that env (A2's diagonal), and the random row; "above random" when the policy's 95% interval lies above random's
-    avg@k. Empty when the grid has no random row or no trained policy."""
+    avg@k. Read from the signal cells (evaluation.signal_tasks) when the grid has them, else from the reference
+    rows. Empty when the grid has no random row or no trained policy."""
     random_policies = [p for p in grid.spec.baseline_policies if grid.spec.policies[p].kind == "random"]
     trained = grid.spec.trained_policies
     if not random_policies or not trained:
@@ -213,19 +214,24 @@ def signal(grid: Grid, stats: Stats, difficulty: str = "easy") -> list[str]:
     rows, verdicts = [], []
     for policy in trained:
         for env in grid.spec.envs:
-            base_key = grid.views.reference.get((policy, env, difficulty))
-            random_key = grid.views.reference.get((random_policies[0], env, difficulty))
+            if grid.views.signal:
+                base_key, random_key = grid.views.signal.get((policy, env)), grid.views.signal.get(
+                    (random_policies[0], env))
+            else:
+                base_key = grid.views.reference.get((policy, env, difficulty))
+                random_key = grid.views.reference.get((random_policies[0], env, difficulty))
             if base_key is None or random_key is None:
                 continue
             base, rand = stats.get(base_key), stats.get(random_key)
             rl_key = grid.views.transfer.get(policy, {}).get(env, {}).get(env)
             above = base is not None and rand is not None and base.avg.low > rand.avg.value
-            rows.append([env, grid.cells[base_key].label, success(stats, base_key), success(stats, rl_key),
+            cell = grid.cells[base_key]
+            rows.append([env, cell.label, f"{cell.tasks}x{cell.k}", success(stats, base_key), success(stats, rl_key),
                          success(stats, random_key), DASH if base is None or rand is None else
                          f"{signed(base.avg.value - rand.avg.value)}{' (above random)' if above else ''}"])
             if base is not None and rand is not None:
                 verdicts.append((policy, env, above))
-    lines = table(["env", "policy (before RL)", "avg@k % [95% CI]", "after GRPO on the env", "random",
+    lines = table(["env", "policy (before RL)", "tasks x k", "avg@k % [95% CI]", "after GRPO on the env", "random",
                    "policy − random, points"], rows)
     for policy in trained:
         mine = [(env, above) for p, env, above in verdicts if p == policy]

@@ -54,7 +54,8 @@ def document(envs: Sequence[Environment]) -> str:
              "expanded adapters with their params, e.g. `obs_format(format=json)`; the empty interface is "
              "`original`, the environment's own.", "",
              "Notes: `obs_format` replaces the text it receives, so adapters that add text (action lists, the tool "
-             "list, the ReAct header) go after it. `prompt_style` puts its header in the first observation; a "
+             "list, the ReAct header) go after it. `lexicon` after `obs_format` renders the JSON or key-value text "
+             "again from the renamed fields. `prompt_style` puts its header in the first observation; a "
              "trainer that renders its own prompt should leave it out. `numbered` always shows its menu; "
              "`action_list` then only decides whether `valid_actions` reaches the client. Templates such as "
              "`search[<query>]` stay writable under every format.", "", "## Presets", "",

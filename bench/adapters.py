@@ -1,5 +1,6 @@
 """Adapter overhead per step: `original` (the empty stack) vs the longest preset chain, against the environment's
-own step time, on the same oracle episodes, in-process (transport excluded; bench/transport.py measures that).
+own step time, on the same oracle episodes, in-process (transport excluded; bench/transport.py measures that);
+then the same episodes served: Step calls from a client on loopback, one at a time, with either interface.
 
     python -m bench.adapters --out bench/results/adapters.md
 """
@@ -12,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from bench.transport import machine
+from trainer.client.env_client import EnvClient
+from trainer.local_servers import LocalServer
 from env_server import registry
 from env_server.adapters.base import AdapterContext, AdapterSpec, Turn, build_stack
 from env_server.adapters.presets import PRESETS
@@ -67,6 +70,31 @@ def measure(env: Environment, specs: list[AdapterSpec]) -> tuple[float, float, i
     return env_s, adapter_s, steps
 
 
+def _episodes(env: Environment) -> list[str]:
+    spec = env.spec
+    split = "test" if spec.split("test") else spec.splits[-1].name
+    return [t.task_id for d in spec.difficulties for t in env.tasks(split, d)[:TASKS_PER_DIFFICULTY]]
+
+
+def served(client: EnvClient, task_ids: list[str], specs: list[AdapterSpec]) -> float:
+    """Seconds per Step call over loopback on the oracle's episodes (its action asked for apart, not timed)."""
+    interface = [(s.name, dict(s.params)) for s in specs]
+    elapsed, steps = 0.0, 0
+    for task_id in task_ids:
+        session = client.reset(task_id, seed=0, interface=interface).session_id
+        done = False
+        while not done:
+            action = client.oracle_action(session)
+            started = time.perf_counter()
+            result, _ = client.step(session, action)
+            elapsed += time.perf_counter() - started
+            steps += 1
+            assert result.action_valid, (specs, task_id, action)
+            done = result.done
+        client.close(session)
+    return elapsed / steps
+
+
 def best_of(repeats: int, env: Environment, specs: list[AdapterSpec]) -> tuple[float, float, int]:
     """The least env and adapter time over `repeats` runs of the same episodes: on a shared machine, the other
     runs are the ones another process interrupted."""
@@ -96,7 +124,20 @@ def main(envs: list[str], out: Path, repeats: int) -> None:
                                                             f"{1e6 * env_s / steps:.0f} µs)")
     lines += ["", f"Longest chain under 10% of the env's step: {', '.join(met) or 'none'}; over it: "
               f"{', '.join(missed) or 'none'}. A chain of six Python adapters costs tens of µs a step; where the "
-              "environment's step is itself a few dict lookups, that is more than its step."]
+              "environment's step is itself a few dict lookups, that is more than its step.", "",
+              "Served: the same episodes through an env server on loopback, one Step call at a time from one "
+              f"client, best of {repeats} runs; the Step call's round trip as the trainer sees it.", "",
+              "| env | Step µs, original | Step µs, longest | longest adds |", "|---|---|---|---|"]
+    for name in envs:
+        env = registry.load(name)
+        task_ids = _episodes(env)
+        with LocalServer(name, "--enable-oracle", "--log-level", "warning") as server, \
+                EnvClient(f"127.0.0.1:{server.port}", 120) as client:
+            served(client, task_ids, _chain(env))  # warm: lexicons built, games generated
+            plain = min(served(client, task_ids, []) for _ in range(repeats))
+            longest = min(served(client, task_ids, _chain(env)) for _ in range(repeats))
+        lines.append(f"| {name} | {1e6 * plain:.0f} | {1e6 * longest:.0f} | {100 * (longest - plain) / plain:.1f}% |")
+        print(lines[-1], flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
 

@@ -13,12 +13,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from bench.transport import machine
-from trainer.client.env_client import EnvClient
-from trainer.local_servers import LocalServer
 from env_server import registry
 from env_server.adapters.base import AdapterContext, AdapterSpec, Turn, build_stack
 from env_server.adapters.presets import PRESETS
 from env_server.envs.base import Environment
+from trainer.client.env_client import EnvClient
+from trainer.local_servers import LocalServer
 
 TASKS_PER_DIFFICULTY = 10
 
@@ -35,45 +35,42 @@ def _words(env: Environment) -> tuple[str, ...] | None:
     return tuple(hook()) if hook else None
 
 
-def measure(env: Environment, specs: list[AdapterSpec]) -> tuple[float, float, int]:
-    """(env seconds, adapter seconds, steps) over oracle episodes: adapters render, encode the oracle, parse."""
-    words = _words(env)
-    spec = env.spec
-    split = "test" if spec.split("test") else spec.splits[-1].name
-    env_s = adapter_s = 0.0
-    steps = 0
-    for difficulty in spec.difficulties:
-        for task in env.tasks(split, difficulty)[:TASKS_PER_DIFFICULTY]:
-            episode = env.reset(task.task_id, 0)
-            started = time.perf_counter()
-            stack = build_stack(specs, AdapterContext(0, (lambda: words) if words is not None else None))
-            obs, turn = episode.observe(), Turn(0)
-            stack.render(obs, turn)
-            adapter_s += time.perf_counter() - started
-            done = False
-            while not done:
-                oracle = episode.oracle_action()
-                written = stack.encode(oracle, obs, turn)  # what the model writes: not the server's work
-                started = time.perf_counter()
-                action = stack.parse(written, obs, turn)
-                adapter_s += time.perf_counter() - started
-                assert action == oracle, (specs, oracle, action)
-                started = time.perf_counter()
-                result = episode.step(action)
-                env_s += time.perf_counter() - started
-                steps += 1
-                obs, turn, done = result.observation, Turn(turn.index + 1, result.action_valid), result.done
-                started = time.perf_counter()
-                stack.render(obs, turn)
-                adapter_s += time.perf_counter() - started
-            episode.close()
-    return env_s, adapter_s, steps
-
-
 def _episodes(env: Environment) -> list[str]:
     spec = env.spec
     split = "test" if spec.split("test") else spec.splits[-1].name
     return [t.task_id for d in spec.difficulties for t in env.tasks(split, d)[:TASKS_PER_DIFFICULTY]]
+
+
+def measure(env: Environment, specs: list[AdapterSpec]) -> tuple[float, float, int]:
+    """(env seconds, adapter seconds, steps) over oracle episodes: adapters render, encode the oracle, parse."""
+    words = _words(env)
+    env_s = adapter_s = 0.0
+    steps = 0
+    for task_id in _episodes(env):
+        episode = env.reset(task_id, 0)
+        started = time.perf_counter()
+        stack = build_stack(specs, AdapterContext(0, (lambda: words) if words is not None else None))
+        obs, turn = episode.observe(), Turn(0)
+        stack.render(obs, turn)
+        adapter_s += time.perf_counter() - started
+        done = False
+        while not done:
+            oracle = episode.oracle_action()
+            written = stack.encode(oracle, obs, turn)  # what the model writes: not the server's work
+            started = time.perf_counter()
+            action = stack.parse(written, obs, turn)
+            adapter_s += time.perf_counter() - started
+            assert action == oracle, (specs, oracle, action)
+            started = time.perf_counter()
+            result = episode.step(action)
+            env_s += time.perf_counter() - started
+            steps += 1
+            obs, turn, done = result.observation, Turn(turn.index + 1, result.action_valid), result.done
+            started = time.perf_counter()
+            stack.render(obs, turn)
+            adapter_s += time.perf_counter() - started
+        episode.close()
+    return env_s, adapter_s, steps
 
 
 def served(client: EnvClient, task_ids: list[str], specs: list[AdapterSpec]) -> float:

@@ -20,11 +20,7 @@ def _content(obs: Observation) -> Mapping[str, Any]:
 
 
 # One encoder for all: json.dumps with any non-default option builds a new encoder on every call.
-_TO_JSON = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def to_json(obs: Observation) -> str:
-    return _TO_JSON(_content(obs))
+json_text = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _lines(prefix: str, value: Any) -> Iterator[str]:
@@ -48,11 +44,11 @@ def _scalar(value: Any) -> str:
     return json.dumps(value)
 
 
-def to_kv(obs: Observation) -> str:
-    return "\n".join(_lines("", _content(obs)))
+def kv_text(content: Mapping[str, Any]) -> str:
+    return "\n".join(_lines("", content))
 
 
-_RENDERERS = {"json": _TO_JSON, "kv": lambda fields: "\n".join(_lines("", fields))}
+_RENDERERS = {"json": json_text, "kv": kv_text}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +59,9 @@ class ObsFormat(RenderOnly):
     def render(self, obs: Observation, turn: Turn) -> Observation:
         if self.format == "prose":
             return obs
-        text = to_json(obs) if self.format == "json" else to_kv(obs)
+        render = _RENDERERS[self.format]
         # With fields, the text is theirs alone: an adapter that renames them (lexicon) renders it again.
-        return obs.but(text=text, text_of_fields=_RENDERERS[self.format] if obs.fields else None)
+        return obs.but(text=render(_content(obs)), text_of_fields=render if obs.fields else None)
 
 
 KIND = register(AdapterKind(

@@ -165,16 +165,17 @@ class _Builder:
 
     def cell(self, policy: str, node: str | None, env: str, difficulty: str, interface: str = "original",
              tasks: int = 0) -> str:
-        ev = self.spec.evaluation.model_copy(update={"tasks": tasks}) if tasks else self.spec.evaluation
+        ev = self.spec.evaluation
+        tasks = tasks or ev.tasks  # the signal cells ask for more
         label = self.grid.nodes[node].label if node else policy
         body = {"policy": policy if node is None else None, "kind": self.spec.policies[policy].kind,
                 "policy_spec": self.spec.policies[policy].model_dump(mode="json"), "node": node, "env": env,
                 "split": self.spec.test_split(env), "difficulty": difficulty, "interface": interface,
-                "tasks": ev.tasks, "k": ev.k, "seed": ev.seed, "max_turns": self.max_turns(env),
+                "tasks": tasks, "k": ev.k, "seed": ev.seed, "max_turns": self.max_turns(env),
                 "budget": self._budget}
         key = _digest(body)
         self.grid.cells.setdefault(key, Cell(key, policy, node, label, env, self.spec.test_split(env), difficulty,
-                                             interface, ev.tasks, ev.k, ev.seed, self.max_turns(env)))
+                                             interface, tasks, ev.k, ev.seed, self.max_turns(env)))
         return key
 
     def policy_cell(self, policy: str, env: str, difficulty: str, interface: str = "original", tasks: int = 0) -> str:
